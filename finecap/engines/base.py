@@ -1,0 +1,37 @@
+"""The interface every vision-language engine offers the caption stages."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class SamplingSpec:
+    max_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    num_tokens: int
+    finish_reason: str | None  # "stop", "length", ... as the engine reports it
+
+
+class VisionLanguageEngine(ABC):
+    """Captions images: one prompt and one image per request, all requests in one call so the
+    engine can batch them continuously."""
+
+    model: str
+    revision: str
+
+    @abstractmethod
+    def generate(
+        self, images: list[Image.Image], prompts: list[str], sampling: SamplingSpec
+    ) -> list[Generation]:
+        """One generation per (image, prompt) pair, in order."""

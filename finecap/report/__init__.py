@@ -1,0 +1,1 @@
+"""Statistics, plots, dataset card and gallery of a built output."""

@@ -1,0 +1,1 @@
+"""Execution on Ray: session, dataset graph, shard commit, resume and the build driver."""

@@ -1,0 +1,134 @@
+"""Shard commit: merge a shard's staged pieces into its final files, then write the manifest.
+
+Exactly-once rests on three rules: final files are named after the input shard (a rerun
+overwrites, never adds); every file is written whole before the manifest; the manifest, written
+last, is the commit marker that resume and validation trust. Pieces are merged by key, first
+piece wins, so a row staged twice by a retried task is written once.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from finecap import storage
+from finecap.schema import load_schema
+from finecap.stages.write import staging_dir
+
+
+class CommitError(RuntimeError):
+    """A shard's pieces do not add up; nothing was committed for it."""
+
+
+@dataclass
+class ShardProgress:
+    """What the driver has heard about one shard so far."""
+
+    shard_id: str
+    rows_in: int
+    keys: set = field(default_factory=set)
+    pieces: list = field(default_factory=list)  # piece rows (dicts) in arrival order
+    seconds: Counter = field(default_factory=Counter)
+
+    def add(self, piece: dict) -> None:
+        new_keys = set(piece["keys"]) - self.keys
+        if not new_keys:
+            return  # a duplicate report of rows already staged: ignore the whole piece
+        self.keys |= new_keys
+        self.pieces.append(piece)
+        self.seconds.update(json.loads(piece["stage_seconds"]))
+
+    @property
+    def complete(self) -> bool:
+        return len(self.keys) >= self.rows_in
+
+
+def data_uri(output: str, shard_id: str) -> str:
+    return storage.join(output, "data", f"{shard_id}.parquet")
+
+
+def rejects_uri(output: str, shard_id: str) -> str:
+    return storage.join(output, "rejects", f"{shard_id}.parquet")
+
+
+def manifest_uri(output: str, shard_id: str) -> str:
+    return storage.join(output, "_manifest", f"{shard_id}.json")
+
+
+def commit_shard(output: str, progress: ShardProgress, run_facts: dict, compression: str | None) -> dict:
+    """Write data, rejects, then the manifest for one complete shard; return the manifest."""
+    schema = load_schema()
+    data, rejects = _merge(progress)
+    if data.num_rows + rejects.num_rows != progress.rows_in:
+        raise CommitError(
+            f"{progress.shard_id}: {progress.rows_in} rows in but {data.num_rows} written + "
+            f"{rejects.num_rows} rejected"
+        )
+    data = data.cast(schema.arrow) if data.num_rows else schema.arrow.empty_table()
+    rejects = rejects.cast(schema.rejects_arrow) if rejects.num_rows else schema.rejects_arrow.empty_table()
+    _write_parquet(data_uri(output, progress.shard_id), data, compression)
+    _write_parquet(rejects_uri(output, progress.shard_id), rejects, compression)
+    reasons = Counter(
+        f"{s}/{r}" for s, r in zip(rejects.column("stage").to_pylist(), rejects.column("reason").to_pylist())
+    )
+    manifest = {
+        "shard": progress.shard_id,
+        "rows_in": progress.rows_in,
+        "rows_written": data.num_rows,
+        "rows_rejected": rejects.num_rows,
+        "rejects_by_reason": dict(sorted(reasons.items())),
+        "files": {
+            "data": f"data/{progress.shard_id}.parquet",
+            "rejects": f"rejects/{progress.shard_id}.parquet",
+        },
+        "stage_seconds": {k: round(v, 4) for k, v in sorted(progress.seconds.items())},
+        "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **run_facts,
+    }
+    storage.write_bytes(manifest_uri(output, progress.shard_id), json.dumps(manifest, indent=2).encode())
+    storage.remove(staging_dir(output, progress.shard_id), recursive=True)
+    return manifest
+
+
+def _merge(progress: ShardProgress) -> tuple[pa.Table, pa.Table]:
+    """Concatenate the reported pieces, keeping each key's first occurrence, sorted by key."""
+    claimed: set[str] = set()
+    data_parts, reject_parts = [], []
+    for piece in progress.pieces:
+        for uri, parts in ((piece["data_file"], data_parts), (piece["rejects_file"], reject_parts)):
+            table = pq.read_table(io.BytesIO(storage.read_bytes(uri)))
+            keys = table.column("key").to_pylist()
+            keep = [k not in claimed for k in keys]
+            parts.append(table.filter(pa.array(keep, pa.bool_())))
+        claimed.update(piece["keys"])
+    return _sorted(data_parts), _sorted(reject_parts)
+
+
+def _sorted(parts: list[pa.Table]) -> pa.Table:
+    parts = [p for p in parts if p.num_rows]
+    if not parts:
+        return pa.table({"key": pa.array([], pa.string())})
+    table = pa.concat_tables(parts)
+    return table.take(pc.sort_indices(table, [("key", "ascending")]))
+
+
+def _write_parquet(uri: str, table: pa.Table, compression: str | None) -> None:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression=compression)
+    storage.write_bytes(uri, buffer.getvalue())
+
+
+def committed_manifests(output: str) -> dict[str, dict]:
+    """Manifests of the shards committed under `output`, by shard id."""
+    manifests = {}
+    for uri in storage.list_files(storage.join(output, "_manifest"), ".json"):
+        manifest = json.loads(storage.read_bytes(uri))
+        manifests[manifest["shard"]] = manifest
+    return manifests

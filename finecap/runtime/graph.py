@@ -1,0 +1,90 @@
+"""The Ray Data graph: shard specs -> read -> stages -> staged pieces.
+
+Stages that hold a model run in actor pools (the model loads once per actor); the rest run as
+tasks. Each is placed with the resources its config declares.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pyarrow as pa
+
+from finecap.config import PipelineConfig
+from finecap.sources import ShardSpec, make_source
+from finecap.stages import pipeline_stages
+from finecap.stages.write import PieceWriter
+
+# Reading and staging are I/O: a fraction of a CPU leaves room for the model stages.
+IO_CPUS = 0.25
+
+
+def read_shards(batch: pa.Table, config: PipelineConfig) -> pa.Table:
+    """Ray task body: one shard spec row in, that shard's rows out."""
+    source = make_source(config)
+    tables = []
+    for row in batch.to_pylist():
+        started = time.perf_counter()
+        table = source.read(ShardSpec(row["shard_id"], row["num_rows"], row["items"]))
+        per_row = (time.perf_counter() - started) / max(table.num_rows, 1)
+        tables.append(table.append_column("_seconds_read", pa.array([per_row] * table.num_rows)))
+    return pa.concat_tables(tables)
+
+
+def run_stage_task(batch: pa.Table, stage_cls: type, config: PipelineConfig, kwargs: dict) -> pa.Table:
+    return stage_cls(config, **kwargs)(batch)
+
+
+def write_pieces(batch: pa.Table, config: PipelineConfig, config_hash: str) -> pa.Table:
+    return PieceWriter(config, config_hash)(batch)
+
+
+class StageActor:
+    """Holds one stage (and its model) for the life of a Ray actor."""
+
+    def __init__(self, stage_cls: type, config: PipelineConfig, kwargs: dict):
+        self.stage = stage_cls(config, **kwargs)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return self.stage(batch)
+
+
+def build_dataset(config: PipelineConfig, specs: list[ShardSpec], config_hash: str):
+    import ray
+    from ray.data import ActorPoolStrategy, TaskPoolStrategy
+
+    ds = ray.data.from_items([s.to_row() for s in specs], override_num_blocks=len(specs))
+    ds = ds.map_batches(
+        read_shards, fn_kwargs={"config": config}, batch_size=1, batch_format="pyarrow", num_cpus=IO_CPUS
+    )
+    for stage_cls, kwargs in pipeline_stages(config):
+        res = stage_cls.resources(config)
+        common = dict(batch_size=res.batch_size, batch_format="pyarrow", num_cpus=res.num_cpus)
+        if res.num_gpus:
+            common["num_gpus"] = res.num_gpus
+        if stage_cls.holds_model:
+            ds = ds.map_batches(
+                StageActor,
+                fn_constructor_kwargs={"stage_cls": stage_cls, "config": config, "kwargs": kwargs},
+                compute=ActorPoolStrategy(size=res.concurrency),
+                # Restart a crashed actor and retry its batches. These explicit args also keep Ray
+                # Data from fusing the preceding CPU stage into the actor, which would make the
+                # model wait on decoding.
+                max_restarts=-1,
+                max_task_retries=-1,
+                **common,
+            )
+        else:
+            ds = ds.map_batches(
+                run_stage_task,
+                fn_kwargs={"stage_cls": stage_cls, "config": config, "kwargs": kwargs},
+                compute=TaskPoolStrategy(size=res.concurrency),
+                **common,
+            )
+    return ds.map_batches(
+        write_pieces,
+        fn_kwargs={"config": config, "config_hash": config_hash},
+        batch_size=None,
+        batch_format="pyarrow",
+        num_cpus=IO_CPUS,
+    )

@@ -1,0 +1,80 @@
+"""Start an embedded local Ray, or join an existing cluster, without touching the user's home.
+
+The embedded Ray keeps its temp dir (sessions, sockets, logs, spilled objects) in a fresh
+folder under `run.work_dir` (or the system temp dir: Ray's socket paths must stay short) and
+removes it at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from finecap.config import PipelineConfig
+
+log = logging.getLogger(__name__)
+
+# Variables the workers need to behave like the driver (offline flags, model cache, vLLM).
+_FORWARDED_ENV = (
+    "FINECAP_CACHE",
+    "HF_HUB_OFFLINE",
+    "HF_HOME",
+    "TRANSFORMERS_OFFLINE",
+    "NO_ALBUMENTATIONS_UPDATE",
+    "WANDB_MODE",
+    "VLLM_CPU_KVCACHE_SPACE",
+    "VLLM_ENABLE_V1_MULTIPROCESSING",
+    "VLLM_NO_USAGE_STATS",
+    "VLLM_CACHE_ROOT",
+)
+
+
+@contextmanager
+def ray_session(config: PipelineConfig) -> Iterator[None]:
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if ray.is_initialized():
+        yield  # a caller (a test, a notebook) already owns the session
+        return
+    env_vars = {k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ}
+    env_vars.setdefault("TOKENIZERS_PARALLELISM", "false")
+    runtime_env = {"env_vars": env_vars}
+    if config.run.ray_address:
+        log.info("joining Ray cluster at %s", config.run.ray_address)
+        ray.init(address=config.run.ray_address, runtime_env=runtime_env, log_to_driver=True)
+        try:
+            yield
+        finally:
+            ray.shutdown()
+        return
+    temp_dir = tempfile.mkdtemp(prefix="finecap-ray-", dir=config.run.work_dir or None)
+    try:
+        ray.init(
+            num_cpus=config.run.num_cpus,
+            object_store_memory=int(config.run.object_store_gib * 2**30),
+            include_dashboard=False,
+            runtime_env=runtime_env,
+            _temp_dir=temp_dir,
+            configure_logging=True,
+            logging_level=logging.WARNING,
+        )
+        _quiet_data_context()
+        yield
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _quiet_data_context() -> None:
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = sys.stderr.isatty()
+    ctx.execution_options.preserve_order = False

@@ -1,0 +1,66 @@
+"""prepare: decode, normalise to RGB, bound pixels, hash, score quality, make the model copy.
+
+Runs on CPUs before every model stage, so engines never wait on decoding. The original bytes
+are kept untouched for the dataset; model stages read `model_image`.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from finecap.config import PipelineConfig, Resources
+from finecap.image_ops import (
+    ImageRejected,
+    decode_rgb,
+    model_copy,
+    perceptual_hash,
+    pixel_sha256,
+    quality_scores,
+)
+from finecap.stages.base import RejectMarks, Stage, set_column
+
+QUALITY_TYPE = pa.struct(
+    [pa.field(n, pa.float32()) for n in ("blur", "brightness", "clipped", "saturation")]
+)
+
+
+class PrepareStage(Stage):
+    name = "prepare"
+
+    @classmethod
+    def resources(cls, config: PipelineConfig) -> Resources:
+        return config.prepare.resources
+
+    def process(self, batch: pa.Table) -> pa.Table:
+        cfg = self.config.prepare
+        marks = RejectMarks(self.name, batch.num_rows)
+        out = {"width": [], "height": [], "sha256": [], "phash": [], "quality": [], "model_image": []}
+        for row, data in enumerate(batch.column("image_bytes").to_pylist()):
+            try:
+                if not data:
+                    raise ImageRejected("empty", "no image bytes")
+                image = decode_rgb(data, cfg.max_pixels)
+                values = {
+                    "width": image.width,
+                    "height": image.height,
+                    "sha256": pixel_sha256(image),
+                    "phash": perceptual_hash(image),
+                    "quality": quality_scores(image).as_dict(),
+                    "model_image": model_copy(image, cfg.model_max_side, cfg.model_image_format),
+                }
+            except ImageRejected as exc:
+                marks.reject(row, exc.reason, exc.detail)
+                values = dict.fromkeys(out)
+            for name, value in values.items():
+                out[name].append(value)
+        types = {
+            "width": pa.int32(),
+            "height": pa.int32(),
+            "sha256": pa.string(),
+            "phash": pa.string(),
+            "quality": QUALITY_TYPE,
+            "model_image": pa.binary(),
+        }
+        for name, values in out.items():
+            batch = set_column(batch, name, pa.array(values, types[name]))
+        return marks.apply(batch)
