@@ -1,0 +1,87 @@
+"""The real pipeline end to end: `finecap build` on an embedded Ray with the tiny VLM in vLLM."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LOCAL_YAML, REPO
+
+pytestmark = pytest.mark.slow
+FINECAP = [sys.executable, "-m", "finecap.cli"]
+
+
+def _run(args, home: Path, check=True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.run(FINECAP + args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args[0]} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """One build of 16 sample images, shared by the tests below (engine start dominates)."""
+    from finecap.samples.source import write_sample_source
+
+    root = tmp_path_factory.mktemp("build")
+    source = write_sample_source(root / "source", n_scenes=14, seed=3)
+    home = root / "home"
+    home.mkdir()
+    out = root / "out"
+    args = ["build", "--config", str(LOCAL_YAML), "--input", str(source), "--output", str(out), "--limit", "16"]
+    first = _run(args, home)
+    return {"args": args, "out": out, "home": home, "first": first}
+
+
+def test_build_validates_and_accounts_for_every_row(built):
+    assert "rows written" in built["first"].stdout
+    proc = _run(["validate", str(built["out"])], built["home"])
+    assert proc.stdout.startswith("OK:"), proc.stdout
+    assert "16 rows" in proc.stdout or "rejects" in proc.stdout
+
+
+def test_output_loads_in_datasets_with_pil_images_and_provenance(built):
+    import datasets
+    from PIL import Image
+
+    ds = datasets.load_dataset("parquet", data_files=str(built["out"] / "data" / "*.parquet"), split="train")
+    assert len(ds) == 16
+    row = ds[0]
+    assert isinstance(row["image"], Image.Image)
+    caption = row["captions"][0]
+    assert caption["model"] == "tiny:vlm-a" and caption["model_revision"].startswith("sha256:")
+    assert caption["prompt_id"] == "global_detailed/v1" and caption["num_tokens"] > 0
+    assert row["provenance"]["config_hash"].startswith("sha256:")
+
+
+def test_no_files_are_left_in_home(built):
+    leftovers = [str(p.relative_to(built["home"])) for p in built["home"].rglob("*")]
+    assert leftovers == []
+
+
+def test_rerun_skips_committed_shards(built):
+    proc = _run(built["args"], built["home"])
+    assert "0/0 shards committed (2 already done)" in proc.stdout
+
+
+def test_rerun_with_another_config_refuses_until_no_resume(built):
+    changed = built["args"] + ["--set", "caption.captioners.0.max_tokens=9"]
+    proc = _run(changed, built["home"], check=False)
+    assert proc.returncode == 2 and "--no-resume" in proc.stderr
+
+
+def test_misspelt_key_fails_before_any_work(tmp_path):
+    out = tmp_path / "never"
+    proc = _run(["build", "--config", str(LOCAL_YAML), "--output", str(out), "--set", "source.shard_sise=4"],
+                tmp_path, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "config error: unknown key 'source.shard_sise' (did you mean 'source.shard_size'?)"
+    )
+    assert not out.exists()

@@ -1,0 +1,46 @@
+import io
+
+import pyarrow as pa
+from PIL import Image
+
+from finecap.stages.prepare import PrepareStage
+from tests.conftest import png_bytes
+
+
+def _batch(blobs):
+    n = len(blobs)
+    return pa.table(
+        {
+            "key": [f"k{i}" for i in range(n)],
+            "shard": ["part-000000"] * n,
+            "image_bytes": pa.array(blobs, pa.binary()),
+        }
+    )
+
+
+def test_prepare_keeps_good_rows_and_rejects_bad_ones_with_reasons(local_config):
+    stage = PrepareStage(local_config("prepare.model_max_side=32", "prepare.max_pixels=100000"))
+    big = io.BytesIO()
+    Image.new("L", (400, 400)).save(big, format="PNG")
+    out = stage(_batch([png_bytes((64, 48)), b"junk", None, big.getvalue()]))
+    rows = {r["key"]: r for r in out.to_pylist()}
+    good = rows["k0"]
+    assert good["reject_stage"] is None and (good["width"], good["height"]) == (64, 48)
+    assert len(good["sha256"]) == 64 and len(good["phash"]) == 16
+    assert set(good["quality"]) == {"blur", "brightness", "clipped", "saturation"}
+    assert max(Image.open(io.BytesIO(good["model_image"])).size) == 32
+    assert (rows["k1"]["reject_stage"], rows["k1"]["reject_reason"]) == ("prepare", "decode_error")
+    assert rows["k2"]["reject_reason"] == "empty"
+    assert rows["k3"]["reject_reason"] == "too_many_pixels"
+    assert out.column("_seconds_prepare").null_count == 0
+
+
+def test_rows_rejected_upstream_pass_through_untouched(local_config):
+    stage = PrepareStage(local_config())
+    batch = _batch([png_bytes(), png_bytes()]).append_column(
+        "reject_stage", pa.array(["read", None], pa.string())
+    )
+    batch = batch.append_column("reject_reason", pa.array(["unreadable", None], pa.string()))
+    out = {r["key"]: r for r in stage(batch).to_pylist()}
+    assert out["k0"]["reject_stage"] == "read" and out["k0"]["width"] is None
+    assert out["k1"]["reject_stage"] is None and out["k1"]["width"] == 64
