@@ -88,22 +88,56 @@ class EngineConfig:
 
 
 @dataclass
+class OpenAIEndpointConfig:
+    """An OpenAI-compatible server (e.g. `vllm serve` replicas) for the `openai` engine."""
+
+    base_urls: list[str] = field(default_factory=list)  # e.g. ["http://10.0.0.5:8000/v1"]
+    served_model: str | None = None  # model name the server expects; None: the captioner's model
+    api_key_env: str | None = None  # name of the environment variable holding the key, if any
+    timeout_s: float = field(default=120.0, metadata={"min": 0.1})
+    retries: int = field(default=3, metadata={"min": 0})
+    backoff_s: float = field(default=1.0, metadata={"min": 0})
+    max_concurrency: int = field(default=16, metadata={"min": 1})  # requests in flight per worker
+
+
+@dataclass
 class CaptionerConfig:
     name: str
     model: str  # hub name, local path, or `tiny:NAME` (built offline by `finecap models build-tiny`)
-    engine: Literal["vllm"] = "vllm"
+    engine: Literal["vllm", "openai"] = "vllm"
     prompt: str = "global_detailed/v1"
     weight: float = field(default=1.0, metadata={"min": 0})
     max_tokens: int = field(default=300, metadata={"min": 1})
     temperature: float = field(default=0.0, metadata={"min": 0})
     top_p: float = field(default=1.0, metadata={"min": 0, "max": 1})
     engine_options: EngineConfig = field(default_factory=EngineConfig)
+    openai: OpenAIEndpointConfig = field(default_factory=OpenAIEndpointConfig)
+
+
+@dataclass
+class HygieneConfig:
+    """Which degenerate outputs count, and what to do with them."""
+
+    enabled: bool = True
+    min_chars: int = field(default=20, metadata={"min": 0})
+    # Share of the words covered by the most repeated word n-gram (n = 1..8): loops cover most.
+    check_repetition: bool = True
+    max_repetition: float = field(default=0.4, metadata={"min": 0.0, "max": 1.0})
+    # A generation that hit max_tokens without ending a sentence was cut off.
+    check_truncation: bool = True
+    check_refusal: bool = True
+    on_degenerate: Literal["retry", "reject"] = "retry"
 
 
 @dataclass
 class CaptionConfig:
     enabled: bool = True
     captioners: list[CaptionerConfig] = field(default_factory=list)
+    # all: every captioner captions every image; weighted: `captions_per_image` captioners per
+    # image, drawn deterministically from the key with the captioners' weights.
+    assign: Literal["all", "weighted"] = "all"
+    captions_per_image: int = field(default=1, metadata={"min": 1})
+    hygiene: HygieneConfig = field(default_factory=HygieneConfig)
     resources: Resources = field(default_factory=lambda: Resources(num_cpus=1, batch_size=32))
 
 
@@ -179,7 +213,15 @@ def _check(config: PipelineConfig) -> None:
         names = [c.name for c in config.caption.captioners]
         if len(set(names)) != len(names):
             raise ConfigError(f"caption.captioners: names must be unique (got {names})")
+        caption = config.caption
+        if caption.assign == "weighted" and caption.captions_per_image > len(caption.captioners):
+            raise ConfigError(
+                f"caption.captions_per_image: {caption.captions_per_image} is more than the "
+                f"{len(caption.captioners)} captioners"
+            )
         for i, captioner in enumerate(config.caption.captioners):
+            if captioner.engine == "openai" and not captioner.openai.base_urls:
+                raise ConfigError(f"caption.captioners.{i}.openai.base_urls: the openai engine needs a URL")
             try:
                 load_prompt(config.prompts_path(), captioner.prompt)
             except FileNotFoundError as exc:

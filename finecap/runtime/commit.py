@@ -76,7 +76,8 @@ def commit_shard(output: str, progress: ShardProgress, run_facts: dict, compress
     _write_parquet(data_uri(output, progress.shard_id), data, compression)
     _write_parquet(rejects_uri(output, progress.shard_id), rejects, compression)
     reasons = Counter(
-        f"{s}/{r}" for s, r in zip(rejects.column("stage").to_pylist(), rejects.column("reason").to_pylist())
+        f"{s}/{r}"
+        for s, r in zip(rejects.column("stage").to_pylist(), rejects.column("reason").to_pylist(), strict=True)
     )
     manifest = {
         "shard": progress.shard_id,

@@ -10,8 +10,8 @@ import posixpath
 import fsspec
 import pyarrow as pa
 
-from finecap.typed_config import ConfigError
 from finecap.sources.base import SOURCE_SCHEMA, ShardSpec, Source, shard_name
+from finecap.typed_config import ConfigError
 
 
 class ImageFolderSource(Source):

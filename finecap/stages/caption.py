@@ -11,8 +11,9 @@ import io
 import pyarrow as pa
 from PIL import Image
 
-from finecap.config import CaptionerConfig, PipelineConfig, Resources
+from finecap.config import PipelineConfig, Resources
 from finecap.engines.base import SamplingSpec, VisionLanguageEngine
+from finecap.engines.factory import make_vlm_engine
 from finecap.prompts import load_prompt
 from finecap.stages.base import RejectMarks, Stage, set_column
 
@@ -27,14 +28,6 @@ CAPTION_TYPE = pa.struct(
 )
 
 
-def make_engine(captioner: CaptionerConfig) -> VisionLanguageEngine:
-    if captioner.engine == "vllm":
-        from finecap.engines.vllm_offline import VllmEngine
-
-        return VllmEngine(captioner.model, captioner.engine_options)
-    raise ValueError(f"unknown engine {captioner.engine!r}")
-
-
 class CaptionStage(Stage):
     name = "caption"
     holds_model = True
@@ -47,7 +40,7 @@ class CaptionStage(Stage):
         self.captioner = matches[0]
         self.prompt = load_prompt(config.prompts_path(), self.captioner.prompt)
         # An engine may be handed in (tests share one); otherwise this worker builds its own.
-        self.engine = engine or make_engine(self.captioner)
+        self.engine = engine or make_vlm_engine(self.captioner)
 
     @classmethod
     def enabled(cls, config: PipelineConfig) -> bool:
