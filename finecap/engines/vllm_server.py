@@ -14,7 +14,7 @@ import importlib.metadata
 import os
 import sys
 
-from finecap.models.registry import resolve_model
+from finecap.models.registry import cache_dir, resolve_model
 
 
 def _answer_vllm_version_for_cpu_build() -> None:
@@ -35,6 +35,7 @@ def _answer_vllm_version_for_cpu_build() -> None:
 def serve(model: str, vllm_args: list[str]) -> int:
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    os.environ.setdefault("VLLM_CACHE_ROOT", str(cache_dir() / "vllm"))
     path = resolve_model(model)
     _answer_vllm_version_for_cpu_build()
     from vllm.entrypoints.cli.main import main
