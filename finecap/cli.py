@@ -26,9 +26,38 @@ def _build(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"built {summary.output}: {summary.line()}")
+    if summary.stage_seconds:
+        print("stages (this run):")
+        print("\n".join(summary.stage_lines()))
     if summary.rejects_by_reason:
         reasons = ", ".join(f"{k}={v}" for k, v in sorted(summary.rejects_by_reason.items()))
         print(f"rejects: {reasons}")
+    if config.dedup.enabled:  # the dataset-level pass, once every shard is committed
+        return _run_dedup(config, planned=None)
+    return 0
+
+
+def _dedup(args: argparse.Namespace) -> int:
+    from finecap.config import load_config
+    from finecap.sources import make_source
+
+    config = load_config(
+        args.config,
+        args.set,
+        **{"source.uri": args.input, "output.uri": args.output, "source.limit": args.limit,
+           "run.ray_address": args.ray_address},
+    )
+    return _run_dedup(config, planned=[spec.shard_id for spec in make_source(config).plan()])
+
+
+def _run_dedup(config, planned: list[str] | None) -> int:
+    from finecap.dedup import DedupError, run_dedup
+
+    try:
+        print(run_dedup(config, planned).line())
+    except DedupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -45,6 +74,18 @@ def _report(args: argparse.Namespace) -> int:
 
     path = write_report(args.output)
     print(f"report written to {path}")
+    return 0
+
+
+def _balance(args: argparse.Namespace) -> int:
+    from finecap.balance import BalanceError, balance
+
+    try:
+        summary = balance(args.output, args.cap, args.seed, args.origin, args.out)
+    except BalanceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"balanced {summary.output}: {summary.line()}")
     return 0
 
 
@@ -87,6 +128,16 @@ def make_parser() -> argparse.ArgumentParser:
                        help="skip committed shards (default); --no-resume deletes the output and starts over")
     build.set_defaults(func=_build)
 
+    dedup = sub.add_parser("dedup", help="remove duplicates across a built output (build runs it when "
+                           "dedup.enabled); give the build's --config, --input, --limit and --set")
+    dedup.add_argument("output", help="the output URI the build wrote")
+    dedup.add_argument("--config", required=True, help="the pipeline YAML the output was built with")
+    dedup.add_argument("--input", help="source URI the build used (overrides source.uri)")
+    dedup.add_argument("--limit", type=int, help="the build's --limit")
+    dedup.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="the build's overrides")
+    dedup.add_argument("--ray-address", help="run the pass on this Ray cluster")
+    dedup.set_defaults(func=_dedup)
+
     validate = sub.add_parser("validate", help="check schema, accounting, keys and provenance")
     validate.add_argument("output")
     validate.add_argument("--json", action="store_true", help="print one JSON object")
@@ -95,6 +146,15 @@ def make_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="statistics of an output")
     report.add_argument("output")
     report.set_defaults(func=_report)
+
+    bal = sub.add_parser("balance", help="class-balanced selection of regions (caps frequent categories)")
+    bal.add_argument("output", help="a finecap output (URI)")
+    bal.add_argument("--cap", type=int, default=100_000, help="most instances kept per category (default 100000)")
+    bal.add_argument("--seed", type=int, default=0, help="which instances a capped category keeps")
+    bal.add_argument("--origin", action="append", choices=["detector", "ocr"],
+                     help="count only regions of this origin (repeatable; default both)")
+    bal.add_argument("--out", help="where to write the selection (default OUTPUT/balance)")
+    bal.set_defaults(func=_balance)
 
     serve = sub.add_parser("serve", help="serve a model with vLLM's OpenAI-compatible server")
     serve.add_argument("model", help="hub name, local path or tiny:NAME")
@@ -133,8 +193,19 @@ def _register_optional(sub, samples) -> None:
         getattr(loaded, name)(parent)
 
 
+def _exit_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so `finally` blocks shut Ray down and remove its temp dir."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    _exit_on_sigterm()
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -30,6 +30,9 @@ class Resources:
     num_gpus: float = field(default=0.0, metadata={"min": 0})
     # Actors (model stages) or parallel tasks (CPU stages).
     concurrency: int = field(default=1, metadata={"min": 1})
+    # Model stages: let Ray Data grow the actor pool from `concurrency` up to this many actors
+    # while there is work and free resources (a cluster's autoscaler adds nodes for them).
+    max_concurrency: int | None = field(default=None, metadata={"min": 1})
     batch_size: int = field(default=16, metadata={"min": 1})
 
 
@@ -46,18 +49,46 @@ class RunConfig:
 
 @dataclass
 class SourceConfig:
-    kind: Literal["images"] = "images"
+    # images: a folder or glob of image files. urls: URL lists, fetched by img2dataset in the
+    # fetch stage. img2dataset: the output folder of an earlier img2dataset run (parquet or
+    # webdataset), read without fetching again.
+    kind: Literal["images", "urls", "img2dataset"] = "images"
     uri: str | None = None
     shard_size: int = field(default=64, metadata={"min": 1})
     limit: int | None = field(default=None, metadata={"min": 1})
     extensions: list[str] = field(
         default_factory=lambda: [".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"]
     )
+    # URL lists, img2dataset's convention: .parquet/.csv/.tsv/.jsonl/.txt (optionally .gz), one
+    # row per URL; "auto" goes by the file extension. A missing caption column gives no alt text.
+    format: Literal["auto", "parquet", "csv", "tsv", "jsonl", "txt"] = "auto"
+    url_col: str = "url"
+    caption_col: str | None = "caption"
 
 
 @dataclass
 class FetchConfig:
+    """Downloading URL lists (img2dataset's downloader behind FineCap's URL policy)."""
+
+    # Hosts resolving to private, loopback, link-local, multicast or reserved addresses are
+    # refused before any connection unless this is true (tests set it to reach 127.0.0.1).
     allow_private_addresses: bool = False
+    timeout_s: float = field(default=10.0, metadata={"min": 0.1})  # connect and each socket read
+    max_seconds: float = field(default=60.0, metadata={"min": 0.1})  # whole response (slow drips)
+    retries: int = field(default=1, metadata={"min": 0})  # img2dataset's per-URL retries
+    max_bytes: int = field(default=50_000_000, metadata={"min": 1})  # response body
+    max_redirects: int = field(default=5, metadata={"min": 0})
+    # Refuse bodies announced as something other than image/* or a generic binary type.
+    check_content_type: bool = True
+    thread_count: int = field(default=32, metadata={"min": 1})  # concurrent requests per fetch task
+    user_agent_token: str | None = None  # identifies the crawler; X-Robots-Tag rules may name it
+    disallowed_header_directives: list[str] = field(
+        default_factory=lambda: ["noai", "noimageai", "noindex", "noimageindex"]
+    )
+    # I/O bound: a quarter CPU per task; Ray Data spreads the tasks over the cluster's nodes.
+    resources: Resources = field(
+        default_factory=lambda: Resources(num_cpus=0.25, concurrency=4, batch_size=64)
+    )
 
 
 @dataclass
@@ -69,6 +100,43 @@ class PrepareConfig:
     model_max_side: int = field(default=768, metadata={"min": 16})
     model_image_format: Literal["jpeg", "png"] = "jpeg"
     resources: Resources = field(default_factory=lambda: Resources(num_cpus=1, batch_size=16))
+
+
+@dataclass
+class FilterConfig:
+    """Which prepared images are kept. Defaults are the paper's size rules and quality thresholds
+    measured to drop about 3% of ordinary photos (docs/filters.md, benchmarks/filter_thresholds.py)."""
+
+    enabled: bool = True
+    min_short_side: int = field(default=448, metadata={"min": 1})
+    max_aspect_ratio: float = field(default=3.0, metadata={"min": 1.0})  # long / short side
+    # Quality scores of the prepare stage (finecap/image_ops.py); null turns a rule off.
+    min_blur: float | None = field(default=15.0, metadata={"min": 0})  # variance of the Laplacian
+    min_brightness: float | None = field(default=0.06, metadata={"min": 0, "max": 1})  # mean luma
+    max_brightness: float | None = field(default=0.85, metadata={"min": 0, "max": 1})
+    max_clipped: float | None = field(default=0.45, metadata={"min": 0, "max": 1})  # share at 0 or 255
+    max_saturation: float | None = field(default=0.85, metadata={"min": 0, "max": 1})  # mean HSV S
+
+
+@dataclass
+class DedupConfig:
+    """Duplicates across the whole output, removed by a pass after the build (docs/architecture.md)."""
+
+    enabled: bool = True
+    exact: bool = True  # same decoded pixels (sha256)
+    near: bool = True  # perceptual hashes within `near_threshold` bits
+    near_threshold: int = field(default=6, metadata={"min": 0, "max": 32})
+    # Candidate pairs must agree exactly on (near_blocks - near_threshold) of the 64 bits' blocks:
+    # more blocks mean longer bucket keys (fewer chance candidates) but more tables to shuffle.
+    near_blocks: int = field(default=8, metadata={"min": 1, "max": 64})
+    rows_per_partition: int = field(default=2_000_000, metadata={"min": 1})  # more: parallel on Ray
+
+    def __post_init__(self) -> None:
+        if self.near and self.near_blocks <= self.near_threshold:
+            raise ConfigError(
+                f"dedup.near_blocks: must be more than dedup.near_threshold ({self.near_threshold}), "
+                f"got {self.near_blocks}"
+            )
 
 
 @dataclass
@@ -205,20 +273,18 @@ class OcrConfig:
     enabled: bool = False
     min_score: float = field(default=0.5, metadata={"min": 0.0, "max": 1.0})  # recognition score
     box_threshold: float = field(default=0.5, metadata={"min": 0.0, "max": 1.0})  # detection box score
-    # Detector input: the short side is scaled up to this (rapidocr's `min` limit); documents use
-    # `document_limit_side_len` on the long side instead, so small print on a page stays sharp.
+    # Text-detector input: a short side under this is scaled up to it (rapidocr's `min` limit).
     limit_side_len: int = field(default=736, metadata={"min": 32})
     max_side: int = field(default=2000, metadata={"min": 64})  # images are read at most this large
     max_regions: int = field(default=32, metadata={"min": 1})  # per image, highest scores first
     category: str = "text"
     threads: int = field(default=1, metadata={"min": 1})  # onnxruntime threads per actor
-    # Document-like images (pages, screenshots, receipts): keep many more lines and read them at
-    # higher resolution; the regions stage captions their lines with the text instead of the VLM.
-    # auto: an image is a document when its first read finds enough lines or text area.
+    # Document-like images (pages, screenshots, receipts) keep up to `document_max_regions` lines,
+    # and the regions stage captions their lines with the text instead of the VLM. always: every
+    # image is one (document sources); auto: images with enough lines or text area.
     document_mode: Literal["never", "auto", "always"] = "auto"
     document_min_lines: int = field(default=12, metadata={"min": 1})
     document_min_text_area: float = field(default=0.2, metadata={"min": 0.0, "max": 1.0})
-    document_limit_side_len: int = field(default=1600, metadata={"min": 64})
     document_max_regions: int = field(default=256, metadata={"min": 1})
     resources: Resources = field(default_factory=lambda: Resources(num_cpus=0.25, batch_size=8))
 
@@ -255,6 +321,8 @@ class PipelineConfig:
     source: SourceConfig = field(default_factory=SourceConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
     caption: CaptionConfig = field(default_factory=CaptionConfig)
     phrases: PhrasesConfig = field(default_factory=PhrasesConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
@@ -361,9 +429,19 @@ def _check_region_stages(config: PipelineConfig) -> None:
         raise ConfigError(f"regions.coordinates: prompt {prompt.id} has no {{box}} placeholder")
 
 
+def _drop_resources(data: object) -> object:
+    """Resources place work, they do not shape rows: a cluster run of a laptop config resumes."""
+    if isinstance(data, dict):
+        return {k: _drop_resources(v) for k, v in data.items() if k != "resources"}
+    if isinstance(data, list):
+        return [_drop_resources(v) for v in data]
+    return data
+
+
 def config_hash(config: PipelineConfig) -> str:
-    """Hash of everything that shapes the output rows (not `run`, not where the output goes)."""
-    data = to_dict(config)
+    """Hash of everything that shapes the output rows (not `run`, not resources, not where the
+    output goes)."""
+    data = _drop_resources(to_dict(config))
     for key in ("run", "base_dir", "prompts_dir"):
         data.pop(key)
     data["output"].pop("uri")

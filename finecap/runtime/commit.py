@@ -90,6 +90,9 @@ def commit_shard(output: str, progress: ShardProgress, run_facts: dict, compress
             "rejects": f"rejects/{progress.shard_id}.parquet",
         },
         "stage_seconds": {k: round(v, 4) for k, v in sorted(progress.seconds.items())},
+        "stage_rows_per_s": {
+            k: round(progress.rows_in / v, 3) for k, v in sorted(progress.seconds.items()) if v > 0
+        },
         "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **run_facts,
     }

@@ -49,9 +49,17 @@ class StageActor:
         return self.stage(batch)
 
 
+def _actor_pool(res):
+    from ray.data import ActorPoolStrategy
+
+    if res.max_concurrency and res.max_concurrency > res.concurrency:
+        return ActorPoolStrategy(min_size=res.concurrency, max_size=res.max_concurrency)
+    return ActorPoolStrategy(size=res.concurrency)
+
+
 def build_dataset(config: PipelineConfig, specs: list[ShardSpec], config_hash: str):
     import ray
-    from ray.data import ActorPoolStrategy, TaskPoolStrategy
+    from ray.data import TaskPoolStrategy
 
     ds = ray.data.from_items([s.to_row() for s in specs], override_num_blocks=len(specs))
     ds = ds.map_batches(
@@ -66,7 +74,7 @@ def build_dataset(config: PipelineConfig, specs: list[ShardSpec], config_hash: s
             ds = ds.map_batches(
                 StageActor,
                 fn_constructor_kwargs={"stage_cls": stage_cls, "config": config, "kwargs": kwargs},
-                compute=ActorPoolStrategy(size=res.concurrency),
+                compute=_actor_pool(res),
                 # Restart a crashed actor and retry its batches. These explicit args also keep Ray
                 # Data from fusing the preceding CPU stage into the actor, which would make the
                 # model wait on decoding.

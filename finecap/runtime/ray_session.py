@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from finecap.config import PipelineConfig
+from finecap.runtime.leftovers import PREFIX, mark_owner, reap_stale_sessions
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,10 @@ def ray_session(config: PipelineConfig) -> Iterator[None]:
         finally:
             ray.shutdown()
         return
-    temp_dir = tempfile.mkdtemp(prefix="finecap-ray-", dir=config.run.work_dir or None)
+    base = config.run.work_dir or tempfile.gettempdir()
+    reap_stale_sessions(base)
+    temp_dir = tempfile.mkdtemp(prefix=PREFIX, dir=base)
+    mark_owner(temp_dir, os.getpid())
     try:
         ray.init(
             num_cpus=config.run.num_cpus,

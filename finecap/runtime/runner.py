@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ class BuildSummary:
     rows_written: int = 0
     rows_rejected: int = 0
     rejects_by_reason: dict = field(default_factory=dict)
+    stage_seconds: dict = field(default_factory=dict)  # busy seconds per stage, summed over shards
     seconds: float = 0.0
 
     def add(self, manifest: dict) -> None:
@@ -42,13 +44,23 @@ class BuildSummary:
         self.rows_rejected += manifest["rows_rejected"]
         for reason, n in manifest["rejects_by_reason"].items():
             self.rejects_by_reason[reason] = self.rejects_by_reason.get(reason, 0) + n
+        for stage, busy in manifest["stage_seconds"].items():
+            self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + busy
 
     def line(self) -> str:
+        rate = self.rows_in / self.seconds if self.seconds else 0.0
         return (
             f"{self.shards_committed}/{self.shards_total - self.shards_skipped} shards committed "
             f"({self.shards_skipped} already done), {self.rows_written} rows written, "
-            f"{self.rows_rejected} rejected, {self.seconds:.1f}s"
+            f"{self.rows_rejected} rejected, {self.seconds:.1f}s, {rate:.2f} rows/s"
         )
+
+    def stage_lines(self) -> list[str]:
+        """Per stage: busy time and rows per busy second (rows in / busy time)."""
+        return [
+            f"  {stage:<10} busy {busy:8.1f}s  {self.rows_in / busy if busy else 0:8.1f} rows/s"
+            for stage, busy in sorted(self.stage_seconds.items(), key=lambda kv: -kv[1])
+        ]
 
 
 def run_facts(config: PipelineConfig, chash: str) -> dict:
@@ -112,7 +124,7 @@ def _drive(config, todo, chash, facts, compression, summary: BuildSummary, start
             pending = _collect(pending, summary)
             if time.monotonic() - last_report >= config.run.progress_interval_s:
                 summary.seconds = time.perf_counter() - started
-                log.warning("progress: %s", summary.line())
+                print(f"progress: {summary.line()}", file=sys.stderr, flush=True)
                 last_report = time.monotonic()
         for future in pending:
             summary.add(future.result())
