@@ -17,7 +17,7 @@ export WANDB_MODE := disabled
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install build-dataset test clean lint
+.PHONY: install build-dataset test clean lint browser gallery-screenshot
 
 install: $(STAMP)
 
@@ -46,12 +46,26 @@ build-dataset: install
 	$(BIN)/finecap validate $(OUT)
 	$(BIN)/finecap report $(OUT)
 	@echo
-	@echo "FineCap sample dataset: $(OUT)"
+	@echo "FineCap sample dataset: $(OUT)  (card: $(OUT)/README.md)"
+	@echo "Report: $(OUT)/report/index.html   gallery: $(OUT)/report/gallery/index.html"
 	@echo "Load it in Python with:"
 	@echo "  import datasets"
-	@echo "  ds = datasets.load_dataset('parquet', data_files='$(OUT)/data/*.parquet', split='train')"
+	@echo "  ds = datasets.load_dataset('$(OUT)', split='train')"
 
-test: install
+# Headless Chromium for the gallery's browser test and docs/gallery.png: Debian's `chromium`
+# (test tools' own browser downloads fail offline). A no-op when it is installed (or
+# FINECAP_CHROMIUM names one); installing it needs root, as in CI.
+browser:
+	@[ -n "$$FINECAP_CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "error: chromium is not installed; as root: apt-get install -y chromium"; exit 1; fi; }
+
+# docs/gallery.png, shown in the README: the first gallery page of the sample build.
+gallery-screenshot: build-dataset browser
+	$(BIN)/python -m finecap.report.browser screenshot $(OUT)/report/gallery/index.html docs/gallery.png --size 1280x1240
+
+test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install

@@ -70,10 +70,17 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from finecap.report.stats import write_report
+    from finecap.report import ReportError
+    from finecap.report.build import write_report
+    from finecap.report.gallery import GalleryOptions
 
-    path = write_report(args.output)
-    print(f"report written to {path}")
+    try:
+        options = GalleryOptions(size=args.gallery_size, per_page=args.per_page)
+        result = write_report(args.output, options)
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(result.lines()))
     return 0
 
 
@@ -143,8 +150,10 @@ def make_parser() -> argparse.ArgumentParser:
     validate.add_argument("--json", action="store_true", help="print one JSON object")
     validate.set_defaults(func=_validate)
 
-    report = sub.add_parser("report", help="statistics of an output")
+    report = sub.add_parser("report", help="statistics, plots, dataset card (OUTPUT/README.md) and gallery")
     report.add_argument("output")
+    report.add_argument("--gallery-size", type=int, default=96, help="sample images in the gallery (default 96)")
+    report.add_argument("--per-page", type=int, default=24, help="images per gallery page (default 24)")
     report.set_defaults(func=_report)
 
     bal = sub.add_parser("balance", help="class-balanced selection of regions (caps frequent categories)")

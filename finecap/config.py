@@ -125,10 +125,13 @@ class DedupConfig:
     enabled: bool = True
     exact: bool = True  # same decoded pixels (sha256)
     near: bool = True  # perceptual hashes within `near_threshold` bits
-    near_threshold: int = field(default=6, metadata={"min": 0, "max": 32})
+    # Measured: re-encoded and resized copies differ by <= 4 bits, distinct photos by >= 20 and
+    # distinct sample scenes by >= 6 (benchmarks/phash_distances.py).
+    near_threshold: int = field(default=4, metadata={"min": 0, "max": 32})
     # Candidate pairs must agree exactly on (near_blocks - near_threshold) of the 64 bits' blocks:
-    # more blocks mean longer bucket keys (fewer chance candidates) but more tables to shuffle.
-    near_blocks: int = field(default=8, metadata={"min": 1, "max": 64})
+    # more blocks mean longer bucket keys (fewer chance candidates) but more tables to shuffle
+    # (C(near_blocks, near_threshold) tables: 15 for 6 blocks and 4 bits, with 20-22-bit keys).
+    near_blocks: int = field(default=6, metadata={"min": 1, "max": 64})
     rows_per_partition: int = field(default=2_000_000, metadata={"min": 1})  # more: parallel on Ray
 
     def __post_init__(self) -> None:
@@ -253,6 +256,8 @@ class DetectConfig:
 
     enabled: bool = False
     model: str = "IDEA-Research/grounding-dino-tiny"  # hub name, local path or tiny:gdino
+    # A box's score is its best token probability inside its best phrase; the phrase's mean token
+    # probability must reach text_threshold (engines/detector_grounding.py).
     box_threshold: float = field(default=0.3, metadata={"min": 0.0, "max": 1.0})
     text_threshold: float = field(default=0.3, metadata={"min": 0.0, "max": 1.0})
     nms_iou: float = field(default=0.7, metadata={"min": 0.0, "max": 1.0})
@@ -303,6 +308,9 @@ class RegionsConfig:
     view_max_side: int = field(default=448, metadata={"min": 32})  # per panel
     crop_padding: float = field(default=0.1, metadata={"min": 0.0, "max": 1.0})  # context around a crop
     caption_ocr_regions: bool = True  # false: OCR regions are captioned with their text
+    # Region captions per engine call: large enough for continuous batching, small enough that
+    # the composed views of one call fit in memory.
+    requests_per_call: int = field(default=256, metadata={"min": 1})
     # Captions that say only "text" (after lower-casing, dropping punctuation and articles) are
     # replaced with the OCR text inside the region, as the paper does.
     text_captions: list[str] = field(default_factory=lambda: ["text"])

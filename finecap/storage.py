@@ -53,23 +53,35 @@ def read_bytes(uri: str) -> bytes:
     return fs.cat_file(path)
 
 
-def exists(uri: str) -> bool:
+def _fresh(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """`filesystem(uri)` with any cached listing of the path (and its parents) dropped.
+
+    s3fs answers exists/ls from listings it made earlier in the process; other processes (Ray
+    workers, other runs) write the same prefixes, so commit and resume decisions must ask the store.
+    """
     fs, path = filesystem(uri)
+    fs.invalidate_cache(path)
+    return fs, path
+
+
+def exists(uri: str) -> bool:
+    fs, path = _fresh(uri)
     return fs.exists(path)
 
 
 def list_files(uri: str, suffix: str = "") -> list[str]:
     """Full URIs of the files directly under `uri` ending in `suffix`, sorted; [] if it is absent."""
-    fs, path = filesystem(uri)
+    fs, path = _fresh(uri)
     if not fs.exists(path):
         return []
     protocol = fs.protocol[0] if isinstance(fs.protocol, (list, tuple)) else fs.protocol
-    names = sorted(p for p in fs.ls(path, detail=False) if p.endswith(suffix))
+    entries = fs.ls(path, detail=True)  # object stores also list "directories" (common prefixes)
+    names = sorted(e["name"] for e in entries if e["type"] == "file" and e["name"].endswith(suffix))
     return [_unstrip(protocol, p, uri) for p in names]
 
 
 def remove(uri: str, recursive: bool = False) -> None:
-    fs, path = filesystem(uri)
+    fs, path = _fresh(uri)
     if fs.exists(path):
         fs.rm(path, recursive=recursive)
 

@@ -36,7 +36,9 @@ def processes_using(directory: Path) -> list[psutil.Process]:
     """Processes with a file, cwd or argument inside `directory`."""
     prefix = str(directory.resolve())
     found = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        if proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue  # already dead, waiting for its parent to collect it
         try:
             paths = [f.path for f in proc.open_files()] + [proc.cwd()] + (proc.info["cmdline"] or [])
         except (psutil.Error, OSError):

@@ -32,6 +32,24 @@ _FORWARDED_ENV = (
     "VLLM_ENABLE_V1_MULTIPROCESSING",
     "VLLM_NO_USAGE_STATS",
     "VLLM_CACHE_ROOT",
+    # Object storage (s3fs/botocore and fsspec's FSSPEC_<PROTOCOL>_<KWARG> config), so workers read
+    # and stage on the same endpoint with the same credentials as the driver. Only variables that
+    # are set travel, and they are visible in the job's runtime env: prefer instance roles on clusters.
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CA_BUNDLE",
+    "FSSPEC_S3",
+    "FSSPEC_S3_ENDPOINT_URL",
+    "FSSPEC_S3_KEY",
+    "FSSPEC_S3_SECRET",
 )
 
 

@@ -5,8 +5,14 @@ from __future__ import annotations
 from finecap.config import PipelineConfig
 from finecap.sources.base import ShardSpec, Source
 from finecap.sources.images import ImageFolderSource
+from finecap.sources.img2dataset import Img2DatasetSource
+from finecap.sources.urls import UrlListSource
 
-_SOURCES: dict[str, type[Source]] = {"images": ImageFolderSource}
+_SOURCES: dict[str, type[Source]] = {
+    "images": ImageFolderSource,
+    "urls": UrlListSource,
+    "img2dataset": Img2DatasetSource,
+}
 
 
 def make_source(config: PipelineConfig) -> Source:

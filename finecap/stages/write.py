@@ -102,7 +102,10 @@ class PieceWriter:
             "provenance": [provenance] * n,
         }
         for name in ("width", "height", "sha256", "phash", "quality"):
-            columns[name] = kept.column(name)
+            # Absent when every row of the batch was rejected before prepare (stages skip
+            # empty batches); conform() then gives the empty table its schema.
+            if name in kept.column_names:
+                columns[name] = kept.column(name)
         table = pa.table({k: columns[k] for k in columns})
         return conform(table, self.schema.arrow)
 

@@ -60,6 +60,25 @@ def test_output_loads_in_datasets_with_pil_images_and_provenance(built):
     assert row["provenance"]["config_hash"].startswith("sha256:")
 
 
+def test_sample_build_has_detector_and_ocr_regions_with_region_captions(built):
+    import json
+    import re
+
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(built["out"] / "data", columns=["key", "regions"])
+    regions = [r for row in table.column("regions").to_pylist() for r in row]
+    by_origin = {o: [r for r in regions if r["origin"] == o] for o in ("detector", "ocr")}
+    assert by_origin["detector"] and by_origin["ocr"], {o: len(v) for o, v in by_origin.items()}
+    assert all(r["ocr_text"] for r in by_origin["ocr"])
+    for found in by_origin.values():
+        captioned = [r for r in found if r["caption"]]
+        assert len(captioned) >= 0.8 * len(found)  # the tiny random VLM now and then writes nothing
+        assert all(re.fullmatch(r"(tiny:vlm-a|PP-OCRv4)@\S+", r["caption_model"]) for r in captioned)
+    manifest = json.loads(next((built["out"] / "_manifest").glob("*.json")).read_text())
+    assert manifest["prompts"]["region_context/v1"].startswith("sha256:")
+
+
 def test_no_files_are_left_in_home(built):
     leftovers = [str(p.relative_to(built["home"])) for p in built["home"].rglob("*")]
     assert leftovers == []

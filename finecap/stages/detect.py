@@ -1,0 +1,78 @@
+"""detect: ground each image's noun phrases with Grounding DINO; boxes become `detector` regions.
+
+The engine returns candidate boxes (thresholded, labelled with a phrase); this stage drops boxes
+under `min_box_area`, runs NMS at `nms_iou` (across phrases by default, so one object is one
+region), keeps the `max_regions` best, and writes them as regions with the phrase, its category
+and the score. Boxes are [x1, y1, x2, y2] normalised to [0, 1], so they hold for the original
+image whatever size the detector saw. Rows are never rejected: an image without phrases or
+without confident boxes simply has no detector regions.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import cache
+
+import pyarrow as pa
+from PIL import Image
+
+from finecap.config import PipelineConfig, Resources
+from finecap.engines.detector import GroundingDinoEngine
+from finecap.engines.detector_grounding import select
+from finecap.schema import load_schema
+from finecap.stages.base import Stage, set_column
+
+
+@cache
+def regions_type() -> pa.DataType:
+    """The `regions` column type (a list of region structs), from the schema: one definition."""
+    return load_schema().arrow.field("regions").type
+
+
+def existing_regions(batch: pa.Table) -> list[list[dict]]:
+    if "regions" not in batch.column_names:
+        return [[] for _ in range(batch.num_rows)]
+    return [list(value or []) for value in batch.column("regions").to_pylist()]
+
+
+def region(bbox, origin: str, score: float | None = None, phrase: str | None = None,
+           category: str | None = None, ocr_text: str | None = None) -> dict:
+    """A region dict with every schema field; captions come later (regions stage)."""
+    return {"bbox": [round(float(v), 6) for v in bbox], "phrase": phrase, "category": category,
+            "score": score, "origin": origin, "caption": None, "caption_model": None, "ocr_text": ocr_text}
+
+
+class DetectStage(Stage):
+    name = "detect"
+    holds_model = True
+
+    def __init__(self, config: PipelineConfig, engine: GroundingDinoEngine | None = None):
+        super().__init__(config)
+        cfg = config.detect
+        # An engine may be handed in (tests share one); otherwise this worker builds its own.
+        self.engine = engine or GroundingDinoEngine(
+            cfg.model, cfg.device, cfg.dtype, cfg.inference_batch_size, cfg.max_text_tokens
+        )
+
+    @classmethod
+    def enabled(cls, config: PipelineConfig) -> bool:
+        return config.detect.enabled
+
+    @classmethod
+    def resources(cls, config: PipelineConfig) -> Resources:
+        return config.detect.resources
+
+    def process(self, batch: pa.Table) -> pa.Table:
+        cfg = self.config.detect
+        phrases = [list(p or []) for p in batch.column("phrases").to_pylist()]
+        regions = existing_regions(batch)
+        rows = [i for i, p in enumerate(phrases) if p]
+        images = [Image.open(io.BytesIO(b)).convert("RGB") for b in batch.column("model_image").take(rows).to_pylist()]
+        texts = [[p["phrase"] for p in phrases[i]] for i in rows]
+        found = self.engine.detect(images, texts, cfg.box_threshold, cfg.text_threshold)
+        for row, candidates in zip(rows, found, strict=True):
+            kept = select(candidates, cfg.min_box_area, cfg.nms_iou, cfg.nms_across_phrases, cfg.max_regions)
+            for c in kept:
+                p = phrases[row][c.phrase]
+                regions[row].append(region(c.box, "detector", c.score, p["phrase"], p["category"]))
+        return set_column(batch, "regions", pa.array(regions, regions_type()))

@@ -1,0 +1,46 @@
+"""Fetch spreads over a Ray cluster's nodes: a two-node cluster on 127.0.0.1 (`ray start`),
+`finecap build --ray-address`, and the test server checks which node each request came from."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import LOCAL_YAML, REPO
+from tests.fetch.server import HostileServer
+from tests.stages.local_cluster import LocalCluster, raylet_of
+
+pytestmark = pytest.mark.slow
+
+SETTINGS = ["source.kind=urls", "source.shard_size=8", "caption.enabled=false", "phrases.enabled=false",
+            "detect.enabled=false", "ocr.enabled=false", "regions.enabled=false", "filter.min_short_side=64",
+            "fetch.allow_private_addresses=true", "fetch.timeout_s=5", "fetch.resources.batch_size=8",
+            "fetch.resources.concurrency=8", "prepare.resources.num_cpus=0.5"]
+
+
+def test_fetch_runs_on_every_node_of_a_cluster(tmp_path):
+    # For each request, the raylet (node) of the process that made it, found while it is connected.
+    with HostileServer(probe=raylet_of) as server, LocalCluster(nodes=2, cpus_per_node=1) as cluster:
+        urls = [server.url(f"img/{i}.png") for i in range(64)] + [server.url("status404/1")]
+        pq.write_table(pa.table({"url": urls}), tmp_path / "urls.parquet")
+        out = tmp_path / "out"
+        sets = [a for s in SETTINGS for a in ("--set", s)]
+        cmd = [sys.executable, "-m", "finecap.cli", "build", "--config", str(LOCAL_YAML), "--input",
+               str(tmp_path / "urls.parquet"), "--output", str(out), "--ray-address", cluster.address, *sets]
+        proc = subprocess.run(cmd, cwd=REPO, env=cluster.env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        nodes = set(server.state.clients)
+        raylets = cluster.raylets()
+        assert len(raylets) == 2
+        assert nodes == raylets, f"requests came from nodes {nodes}, the cluster has {raylets}"
+        check = subprocess.run([sys.executable, "-m", "finecap.cli", "validate", str(out)], cwd=REPO,
+                               capture_output=True, text=True, timeout=300)
+        assert check.returncode == 0 and check.stdout.startswith("OK:"), check.stdout
+        rejects = pq.read_table(out / "rejects").to_pylist()
+        assert [(r["stage"], r["reason"]) for r in rejects] == [("fetch", "http_404")]
+        assert pq.read_table(out / "data").num_rows == 64
+    assert not cluster.alive()  # every process the cluster started is gone

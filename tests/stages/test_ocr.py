@@ -1,0 +1,141 @@
+"""The ocr stage measured for real: PP-OCRv4 on generated scenes with known words and boxes."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import pyarrow as pa
+import pytest
+from PIL import Image, ImageDraw
+
+from finecap.config import OcrConfig, load_config
+from finecap.samples.matching import match_words
+from finecap.samples.source import load_ground_truth, write_sample_source
+from finecap.samples.text import available_faces, load_font
+from finecap.samples.vocab import WORDS
+from finecap.sources import make_source
+from finecap.stages.ocr import (
+    OcrStage,
+    fill_text_captions,
+    is_text_caption,
+    make_ocr_engine,
+    reading_order,
+    text_inside,
+)
+from finecap.stages.prepare import PrepareStage
+from tests.conftest import LOCAL_YAML
+
+N_SCENES = 12
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return make_ocr_engine(OcrConfig())
+
+
+def _stage(engine, *overrides: str) -> OcrStage:
+    return OcrStage(load_config(LOCAL_YAML, ["ocr.enabled=true", *overrides]), engine=engine)
+
+
+def _region(bbox, origin="ocr", text=None, caption=None) -> dict:
+    return {"bbox": bbox, "phrase": None, "category": "text", "score": 1.0, "origin": origin,
+            "caption": caption, "caption_model": None, "ocr_text": text}
+
+
+def test_stage_reads_90_percent_of_rendered_words_exactly_at_the_right_place(tmp_path, engine):
+    source = write_sample_source(tmp_path / "src", n_scenes=N_SCENES, seed=11, include_photos=False)
+    truth = load_ground_truth(source)
+    config = load_config(LOCAL_YAML, ["ocr.enabled=true", f"source.uri={source}", "source.shard_size=64"])
+    src = make_source(config)
+    batch = PrepareStage(config)(src.read(src.plan()[0]))
+    started = time.perf_counter()
+    out = OcrStage(config, engine=engine)(batch).to_pylist()
+    per_image = (time.perf_counter() - started) / len(out)
+    matches = []
+    for row in out:
+        record = truth[row["key"]]
+        w, h = record["width"], record["height"]
+        assert all(r["origin"] == "ocr" and r["category"] == "text" for r in row["regions"])
+        assert all(0 <= v <= 1 for r in row["regions"] for v in r["bbox"])
+        detections = []
+        for r in row["regions"]:
+            x1, y1, x2, y2 = r["bbox"][0] * w, r["bbox"][1] * h, r["bbox"][2] * w, r["bbox"][3] * h
+            detections.append((((x1, y1), (x2, y1), (x2, y2), (x1, y2)), r["ocr_text"]))
+        matches += match_words([(word["text"], word["bbox_px"]) for word in record["words"]], detections)
+        assert row["ocr_document"] is False
+    read = [m for m in matches if m.ok]
+    misses = [(m.text, m.read, round(m.iou, 2)) for m in matches if not m.ok]
+    print(f"OCR: {len(read)}/{len(matches)} words read exactly at IoU >= 0.5; {per_image:.2f} s per image")
+    assert len(matches) >= 20, "too few words to measure"
+    assert len(read) >= 0.9 * len(matches), f"{len(read)}/{len(matches)} read; misses: {misses}"
+
+
+def _page(lines: int = 16) -> bytes:
+    """A plain text page: many short lines, as a document scan would have."""
+    image = Image.new("RGB", (900, 1100), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    font = load_font(available_faces()[0], 26)
+    for i in range(lines):
+        draw.text((60, 50 + i * 62), " ".join(WORDS[3 * i : 3 * i + 3]), font=font, fill=(0, 0, 0))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_document_like_images_keep_more_lines_and_are_flagged(engine):
+    batch = pa.table({"key": ["page"], "image_bytes": pa.array([_page()], pa.binary())})
+    auto = _stage(engine, "ocr.max_regions=4")(batch).to_pylist()[0]
+    never = _stage(engine, "ocr.max_regions=4", "ocr.document_mode=never")(batch).to_pylist()[0]
+    assert auto["ocr_document"] is True and len(auto["regions"]) >= 14
+    assert never["ocr_document"] is False and len(never["regions"]) == 4
+    assert [r["ocr_text"] for r in auto["regions"][:2]] == [" ".join(WORDS[0:3]), " ".join(WORDS[3:6])]
+    assert {r["ocr_text"] for r in never["regions"]} <= {r["ocr_text"] for r in auto["regions"]}
+
+
+def test_text_captions_are_recognised():
+    words = {"text"}
+    for caption in ("text", "Text.", "the text", "Some text!", "  a TEXT "):
+        assert is_text_caption(caption, words), caption
+    for caption in (None, "", "a text sign", "texts", "red text on a wall"):
+        assert not is_text_caption(caption, words), caption
+
+
+def test_ocr_text_inside_a_box_in_reading_order():
+    lines = [
+        _region([0.5, 0.1, 0.7, 0.2], text="world"),
+        _region([0.1, 0.11, 0.4, 0.21], text="hello"),
+        _region([0.1, 0.3, 0.3, 0.4], text="again"),
+        _region([0.8, 0.8, 0.9, 0.9], text="outside"),
+        _region([0.68, 0.3, 0.95, 0.4], text="half out"),  # 2/27 inside: not counted
+    ]
+    assert [r["ocr_text"] for r in reading_order(lines[:3])] == ["hello", "world", "again"]
+    assert text_inside([0.0, 0.0, 0.75, 0.5], lines) == "hello world again"
+    assert text_inside([0.0, 0.6, 0.2, 0.7], lines) is None
+
+
+def test_detector_regions_captioned_text_take_the_ocr_text():
+    regions = [
+        _region([0.1, 0.1, 0.5, 0.3], origin="detector", caption="Text."),
+        _region([0.6, 0.6, 0.9, 0.9], origin="detector", caption="text"),  # no OCR inside: unchanged
+        _region([0.1, 0.5, 0.5, 0.7], origin="detector", caption="a red sign"),
+        _region([0.12, 0.12, 0.3, 0.2], text="OPEN"),
+        _region([0.12, 0.52, 0.3, 0.6], text="SALE"),
+    ]
+    assert fill_text_captions(regions, {"text"}, "PP-OCRv4@x") == 1
+    assert regions[0] | {"bbox": None} == _region(None, "detector", "OPEN", "OPEN") | {"caption_model": "PP-OCRv4@x"}
+    assert regions[1]["caption"] == "text" and regions[1]["ocr_text"] is None
+    assert regions[2]["caption"] == "a red sign"
+
+
+def test_stage_fills_existing_text_captions(engine):
+    from finecap.stages.detect import regions_type
+
+    page = _page(lines=3)
+    detector = _region([0.0, 0.0, 1.0, 0.5], origin="detector", caption="text")
+    batch = pa.table({"key": ["p"], "image_bytes": pa.array([page], pa.binary()),
+                      "regions": pa.array([[detector]], regions_type())})
+    (row,) = _stage(engine)(batch).to_pylist()
+    expected = " ".join(" ".join(WORDS[3 * i : 3 * i + 3]) for i in range(3))
+    assert row["regions"][0]["caption"] == expected and row["regions"][0]["caption_model"].startswith("PP-OCRv4@")
+    assert len(row["regions"]) == 4

@@ -1,0 +1,139 @@
+"""The regions stage: prompt templates, the views the VLM sees, and captions with provenance."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import shutil
+
+import pyarrow as pa
+import pytest
+from PIL import Image
+
+from finecap.config import RegionsConfig, load_config
+from finecap.prompts import load_prompt
+from finecap.stages.detect import regions_type
+from finecap.stages.regions import OUTLINE, RegionsStage, box_text, crop_region, region_view, render_prompt
+from tests.conftest import LOCAL_YAML
+
+TEMPLATE = "[composite]Two panels.\n[marked]Outlined.\n[crop]A crop.\n[coordinates]Box {box}.\nIt is {subject}."
+
+
+def _image() -> Image.Image:
+    """400x200: left half blue, right half green, a white square at (300..340, 50..90)."""
+    image = Image.new("RGB", (400, 200), (0, 0, 255))
+    image.paste((0, 255, 0), (200, 0, 400, 200))
+    image.paste((255, 255, 255), (300, 50, 340, 90))
+    return image
+
+
+def _cfg(**changes) -> RegionsConfig:
+    return dataclasses.replace(RegionsConfig(), **changes)
+
+
+def test_prompt_keeps_the_lines_of_the_view_and_fills_placeholders():
+    box = [0.1, 0.25, 0.5, 0.755]
+    assert render_prompt(TEMPLATE, "composite", False, "a red car", box) == "Two panels.\nIt is a red car."
+    assert render_prompt(TEMPLATE, "crop", True, "a dog", box) == "A crop.\nBox (100,250),(500,755).\nIt is a dog."
+    assert box_text([0.0, -0.1, 1.2, 0.5004]) == "(0,0),(1000,500)"
+
+
+def test_the_shipped_region_prompt_renders_for_every_view():
+    prompt = load_prompt(LOCAL_YAML.parent / "prompts", "region_context/v1")
+    for view in ("composite", "marked", "crop"):
+        text = render_prompt(prompt.text, view, True, "a red car", [0, 0, 1, 1])
+        assert "[" not in text and "{" not in text and "a red car" in text and "(0,0),(1000,1000)" in text
+    assert "(0,0),(1000,1000)" not in render_prompt(prompt.text, "composite", False, "x", [0, 0, 1, 1])
+
+
+def test_crop_is_cut_from_the_original_with_padding():
+    crop = crop_region(_image(), [0.75, 0.25, 0.85, 0.45], padding=0.25)
+    assert crop.size == (60, 60)  # 40 px box + 10 px each side
+    assert crop.getpixel((30, 30)) == (255, 255, 255) and crop.getpixel((2, 2)) == (0, 255, 0)
+
+
+def test_composite_view_shows_the_outlined_whole_image_beside_the_crop():
+    box = [0.75, 0.25, 0.85, 0.45]
+    view = region_view(_image(), box, _cfg(view="composite", view_max_side=200))
+    whole_w, whole_h = 200, 100  # the 400x200 image fitted in 200x200
+    assert view.height == whole_h and view.width > whole_w + 2
+    assert view.getpixel((150, 25)) == OUTLINE  # top-left corner of the outline at (150, 25)
+    assert view.getpixel((50, 50)) == (0, 0, 255)  # the whole image, left half blue
+    assert view.getpixel((view.width - whole_h // 2, whole_h // 2)) == (255, 255, 255)  # the crop, centred
+    marked = region_view(_image(), box, _cfg(view="marked", view_max_side=200))
+    assert marked.size == (200, 100) and marked.getpixel((150, 25)) == OUTLINE
+    crop = region_view(_image(), box, _cfg(view="crop", view_max_side=200))
+    assert crop.size == (200, 200) and crop.getpixel((100, 100)) == (255, 255, 255)
+
+
+def _region(bbox, origin, caption=None, text=None, phrase=None) -> dict:
+    return {"bbox": bbox, "phrase": phrase, "category": phrase or "text", "score": 0.9, "origin": origin,
+            "caption": caption, "caption_model": None, "ocr_text": text}
+
+
+def _batch(documents: list[bool]) -> pa.Table:
+    out = io.BytesIO()
+    _image().save(out, format="PNG")
+    regions = [
+        _region([0.7, 0.2, 0.9, 0.5], "detector", phrase="white square"),
+        _region([0.0, 0.0, 0.4, 0.4], "detector", caption="already written"),
+        _region([0.1, 0.6, 0.3, 0.7], "ocr", text="OPEN"),
+    ]
+    n = len(documents)
+    return pa.table({"key": [f"k{i}" for i in range(n)], "image_bytes": pa.array([out.getvalue()] * n, pa.binary()),
+                     "regions": pa.array([regions] * n, regions_type()), "ocr_document": documents})
+
+
+@pytest.mark.slow
+def test_stage_captions_every_region_with_provenance(vllm_engine):
+    config = load_config(LOCAL_YAML, ["regions.captioner.max_tokens=8"])
+    stage = RegionsStage(config, engine=vllm_engine)
+    scene, document = stage(_batch([False, True])).to_pylist()
+    vlm = f"tiny:vlm-a@{vllm_engine.revision}"
+    assert scene["regions"][0]["caption"] and scene["regions"][0]["caption_model"] == vlm
+    assert scene["regions"][1]["caption"] == "already written" and scene["regions"][1]["caption_model"] is None
+    assert scene["regions"][2]["caption"] and scene["regions"][2]["caption_model"] == vlm  # scene text: the VLM
+    assert document["regions"][2]["caption"] == "OPEN"  # a document's lines are captioned with their text
+    assert document["regions"][2]["caption_model"].startswith("PP-OCRv4@")
+    assert scene["reject_stage"] is None and document["reject_stage"] is None
+    captions = [r["caption"] for row in (scene, document) for r in row["regions"]]
+    assert not any(ch < " " and ch not in "\n\t" for text in captions for ch in text)  # no control characters
+    assert scene["regions"][0]["bbox"] == pytest.approx([0.7, 0.2, 0.9, 0.5])
+
+
+@pytest.mark.slow
+def test_ocr_regions_can_skip_the_vlm_and_calls_can_be_small(vllm_engine):
+    config = load_config(LOCAL_YAML, ["regions.captioner.max_tokens=4", "regions.caption_ocr_regions=false",
+                                      "regions.coordinates=true", "regions.requests_per_call=1"])
+    (row,) = RegionsStage(config, engine=vllm_engine)(_batch([False])).to_pylist()
+    assert row["regions"][2]["caption"] == "OPEN" and row["regions"][2]["caption_model"].startswith("PP-OCRv4@")
+    assert row["regions"][0]["caption_model"].startswith("tiny:vlm-a@")
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        (["regions.captioner=null"], "regions.captioner"),
+        (["regions.captioner.prompt=region_context/v9"], "regions.captioner.prompt"),
+        (["detect.enabled=false", "ocr.enabled=false"], "regions.enabled"),
+        (["regions.view=panorama"], "regions.view"),
+    ],
+)
+def test_region_config_errors_name_the_key(overrides, key):
+    from finecap.config import ConfigError
+
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(LOCAL_YAML, overrides)
+
+
+def test_coordinates_need_a_box_placeholder(tmp_path):
+    from finecap.config import ConfigError
+
+    prompts = tmp_path / "prompts"
+    shutil.copytree(LOCAL_YAML.parent / "prompts", prompts)
+    (prompts / "region_plain").mkdir()
+    (prompts / "region_plain" / "v1.txt").write_text("Describe {subject}.")
+    plain = ["regions.captioner.prompt=region_plain/v1", f"prompts_dir={prompts}"]
+    assert load_config(LOCAL_YAML, plain).regions.coordinates is False
+    with pytest.raises(ConfigError, match=r"regions\.coordinates: prompt region_plain/v1 has no \{box\}"):
+        load_config(LOCAL_YAML, ["regions.coordinates=true", *plain])
