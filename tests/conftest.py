@@ -11,6 +11,8 @@ from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_YAML = REPO / "pipelines" / "local.yaml"
+# `--set` items that switch off the local-caption stages, for tests about global captions and runtime.
+NO_LOCAL_CAPTIONS = [f"{stage}.enabled=false" for stage in ("phrases", "detect", "ocr", "regions")]
 
 # Tiny models are deterministic: build them once per checkout, not once per test run.
 os.environ.setdefault("FINECAP_CACHE", str(REPO / "build" / "test-cache"))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from finecap import storage
 from finecap.runtime.commit import committed_manifests
 
-OUTPUT_DIRS = ("data", "rejects", "_manifest", "_staging")
+# Everything a build writes, including the report and card that describe the old data.
+OUTPUT_DIRS = ("data", "rejects", "_manifest", "_staging", "report", "balance", "README.md")
 
 
 class ResumeRefused(RuntimeError):

@@ -65,18 +65,24 @@ class BuildSummary:
 
 def run_facts(config: PipelineConfig, chash: str) -> dict:
     """What every manifest records about the run: versions, config hash, models and prompts."""
+
+    def model(stage: str, name: str, ref: str, prompt: str | None = None, revision: str | None = None) -> dict:
+        entry = {"stage": stage, "name": name, "model": ref,
+                 "revision": revision or model_revision(resolve_model(ref))}
+        return {**entry, "prompt_id": prompt} if prompt else entry
+
     models = []
     if config.caption.enabled:
-        for c in config.caption.captioners:
-            models.append(
-                {
-                    "stage": "caption",
-                    "name": c.name,
-                    "model": c.model,
-                    "revision": model_revision(resolve_model(c.model)),
-                    "prompt_id": c.prompt,
-                }
-            )
+        models += [model("caption", c.name, c.model, c.prompt) for c in config.caption.captioners]
+    if config.detect.enabled:
+        models.append(model("detect", "detector", config.detect.model))
+    if config.ocr.enabled:
+        from finecap.engines.ocr import ocr_revision
+
+        models.append(model("ocr", "ocr", "PP-OCRv4 (rapidocr-onnxruntime)", revision=ocr_revision()))
+    if config.regions.enabled and config.regions.captioner:
+        c = config.regions.captioner
+        models.append(model("regions", c.name, c.model, c.prompt))
     prompts = {pid: load_prompt(config.prompts_path(), pid).sha256 for pid in config.prompt_ids()}
     return {
         "finecap_version": __version__,

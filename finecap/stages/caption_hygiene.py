@@ -21,12 +21,15 @@ _REFUSAL = re.compile(
     r"|there is no image)",
     re.IGNORECASE,
 )
+# Control characters (escape sequences and the like) that models sometimes emit; keeps \n and \t.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _TERMINAL = (".", "!", "?", '"', "'", ")", "”", "’")
 
 
 def clean_caption(text: str) -> str:
     """Strip special tokens, role prefixes, markdown labels and wrapping quotes."""
-    text = _SPECIAL_TOKENS.sub("", text).strip()
+    text = _SPECIAL_TOKENS.sub("", text)
+    text = _CONTROL.sub("", text).strip()
     for pattern in (_ROLE_PREFIX, _MARKDOWN_LABEL):
         text = pattern.sub("", text, count=1).strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":

@@ -52,7 +52,7 @@ def test_pipeline_builds_the_sample_through_the_server(vllm_server, tmp_path):
     import sys
 
     from finecap.samples.source import write_sample_source
-    from tests.conftest import LOCAL_YAML, REPO
+    from tests.conftest import LOCAL_YAML, NO_LOCAL_CAPTIONS, REPO
 
     source = write_sample_source(tmp_path / "src", n_scenes=8, seed=5, include_photos=False)
     captioner = (
@@ -62,6 +62,8 @@ def test_pipeline_builds_the_sample_through_the_server(vllm_server, tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "finecap.cli", "build", "--config", str(LOCAL_YAML), "--input", str(source),
            "--output", str(out), "--set", captioner, "--set", "caption.assign=all"]
+    for item in NO_LOCAL_CAPTIONS:
+        cmd += ["--set", item]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     check = subprocess.run([sys.executable, "-m", "finecap.cli", "validate", str(out)], cwd=REPO,
@@ -70,7 +72,10 @@ def test_pipeline_builds_the_sample_through_the_server(vllm_server, tmp_path):
     import pyarrow.parquet as pq
 
     rows = pq.read_table(out / "data").to_pylist()
-    assert len(rows) == 8 and all(r["captions"][0]["model"] == "tiny:vlm-a" for r in rows)
+    rejects = pq.read_table(out / "rejects").to_pylist()
+    assert len(rows) + len(rejects) == 8 and rows
+    assert all(r["captions"][0]["model"] == "tiny:vlm-a" for r in rows)
+    assert not [r for r in rejects if r["stage"] == "caption"]  # the server captioned every kept image
 
 
 def test_server_stopped_mid_run_yields_reject_rows(vllm_server, local_config):

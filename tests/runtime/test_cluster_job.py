@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.conftest import LOCAL_YAML, REPO
+from tests.conftest import LOCAL_YAML, NO_LOCAL_CAPTIONS, REPO
 from tests.runtime.local_cluster import RAY, local_cluster, processes_of
 
 pytestmark = pytest.mark.slow
@@ -24,6 +24,8 @@ def test_build_submitted_as_a_ray_job_validates(tmp_path):
                sys.executable, "-m", "finecap.cli", "build", "--config", str(LOCAL_YAML),
                "--input", str(source), "--output", str(out), "--ray-address", "auto",
                "--set", "caption.captioners.0.max_tokens=8", "--set", "caption.captioners.1.max_tokens=8"]
+        for item in NO_LOCAL_CAPTIONS:
+            job += ["--set", item]
         for _ in range(30):  # the head's job agent takes a few seconds to come up after `ray start`
             proc = subprocess.run(job, env=cluster["env"], capture_output=True, text=True, timeout=900)
             if "No available agent" not in proc.stderr:

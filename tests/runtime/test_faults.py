@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from finecap.runtime.leftovers import processes_using
-from tests.conftest import LOCAL_YAML, REPO
+from tests.conftest import LOCAL_YAML, NO_LOCAL_CAPTIONS, REPO
 
 pytestmark = pytest.mark.slow
 ONE_CAPTIONER = ("caption.captioners=[{name: a, model: 'tiny:vlm-a', max_tokens: 24, engine_options: "
@@ -53,7 +53,7 @@ def _build_cmd(source, out, work, *sets):
     cmd = [sys.executable, "-m", "finecap.cli", "build", "--config", str(LOCAL_YAML), "--input", str(source),
            "--output", str(out), "--set", f"run.work_dir={work}", "--set", "source.shard_size=4",
            "--set", "caption.resources.batch_size=4", "--set", "caption.assign=all"]
-    for item in (ONE_CAPTIONER, *sets):
+    for item in (ONE_CAPTIONER, *NO_LOCAL_CAPTIONS, *sets):
         cmd += ["--set", item]
     return cmd
 

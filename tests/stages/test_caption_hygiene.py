@@ -17,6 +17,7 @@ GOOD = (
         ("**Caption:** A cat on a mat.", "A cat on a mat."),
         ('"A boat at sea."', "A boat at sea."),
         ("  Description:   two   birds  ", "two birds"),
+        ("a red\x1b[0m ball\x07", "a red[0m ball"),
     ],
 )
 def test_clean_caption_strips_chat_artefacts(raw, clean):
