@@ -91,7 +91,8 @@ def main() -> None:
     overrides = ["caption.assign=all", "caption.captioners=[{name: a, model: 'tiny:vlm-a', "
                  f"max_tokens: {args.max_tokens}, engine_options: {{dtype: float32, max_model_len: 1024, "
                  "enforce_eager: true, max_num_seqs: 16}}]", "caption.hygiene.enabled=false",
-                 "source.shard_size=16"]
+                 "source.shard_size=16", "filter.enabled=false", "dedup.enabled=false",
+                 *[f"{stage}.enabled=false" for stage in ("phrases", "detect", "ocr", "regions")]]
     config = load_config(REPO / "pipelines/local.yaml", overrides)
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_sample_source(Path(tmp) / "src", n_scenes=args.images, seed=11, include_photos=False)

@@ -42,13 +42,19 @@ class _Replicas:
         self._cycle = itertools.cycle(self.urls)
         self._lock = threading.Lock()
 
-    def pick(self) -> str:
+    def pick(self, avoid: set[str] = frozenset()) -> str:
+        """The next healthy replica, preferring ones this request has not failed on yet."""
         with self._lock:
             now = time.monotonic()
+            healthy = []
             for _ in range(len(self.urls)):
                 url = next(self._cycle)
                 if self._down_until[url] <= now:
-                    return url
+                    if url not in avoid:
+                        return url
+                    healthy.append(url)
+            if healthy:
+                return healthy[0]
             return min(self.urls, key=self._down_until.get)  # all cooling down: the soonest back
 
     def report(self, url: str, ok: bool) -> None:
@@ -102,14 +108,16 @@ class OpenAIEngine(VisionLanguageEngine):
         if sampling.seed is not None:
             body["seed"] = sampling.seed
         last = "no attempt"
+        failed_on: set[str] = set()
         for attempt in range(self.config.retries + 1):
             if attempt:
                 time.sleep(min(self.config.backoff_s * 2 ** (attempt - 1), 30.0))
-            url = self.replicas.pick()
+            url = self.replicas.pick(avoid=failed_on)
             try:
                 generation = self._post(url, body)
             except _RequestFailed as exc:
                 self.replicas.report(url, ok=False)
+                failed_on.add(url)
                 last = f"{url}: {exc}"
                 if not exc.retryable:
                     break
