@@ -49,7 +49,8 @@ class UrlListSource(Source):
             optional = (cfg.caption_col,) if cfg.caption_col and fmt != "txt" else ()
             table = read_rows(item["path"], fmt, [url_col], item["start"], item["stop"], optional)
             urls = table.column(url_col).to_pylist()
-            captions = table.column(optional[0]).to_pylist() if optional and optional[0] in table.column_names else [None] * len(urls)
+            caption_col = optional[0] if optional and optional[0] in table.column_names else None
+            captions = table.column(caption_col).to_pylist() if caption_col else [None] * len(urls)
             for offset, (url, caption) in enumerate(zip(urls, captions, strict=True)):
                 rows["key"].append(row_key(item["name"], item["start"] + offset))
                 rows["url"].append(url)

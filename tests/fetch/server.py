@@ -29,6 +29,7 @@ FAILURES = {
     "hugestream": "too_large",
 }
 SLOW_SECONDS = 8.0  # longer than the tests' fetch.timeout_s
+DELAY_SECONDS = 1.0  # "delay" URLs: slow but within the tests' timeouts
 HUGE_BYTES = 3_000_000  # more than the tests' fetch.max_bytes
 
 
@@ -98,6 +99,9 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "img":
             index = int(parts[1].split(".")[0])
             return self._send(200, image_bytes(index), "image/png")
+        if kind == "delay":  # a slow but good server: img/N after DELAY_SECONDS
+            time.sleep(DELAY_SECONDS)
+            return self._send(200, image_bytes(int(parts[1])), "image/png")
         if kind == "jpeg":  # a lossy re-encode of img/N: a near duplicate
             return self._send(200, image_bytes(int(parts[1]), fmt="JPEG"), "image/jpeg")
         if kind == "status404":

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import LOCAL_YAML, REPO
-from tests.fetch.server import HostileServer
+from tests.fetch.server import HostileServer, image_bytes
 from tests.stages.local_cluster import LocalCluster, raylet_of
 
 pytestmark = pytest.mark.slow
@@ -25,7 +25,9 @@ SETTINGS = ["source.kind=urls", "source.shard_size=8", "caption.enabled=false", 
 def test_fetch_runs_on_every_node_of_a_cluster(tmp_path):
     # For each request, the raylet (node) of the process that made it, found while it is connected.
     with HostileServer(probe=raylet_of) as server, LocalCluster(nodes=2, cpus_per_node=1) as cluster:
-        urls = [server.url(f"img/{i}.png") for i in range(64)] + [server.url("status404/1")]
+        # Slow answers keep several fetch tasks in flight at once, as on the web: more than one
+        # node's CPUs can hold (1 CPU / 0.25 per task), so Ray must place some on the other node.
+        urls = [server.url(f"delay/{i}") for i in range(64)] + [server.url("status404/1")]
         pq.write_table(pa.table({"url": urls}), tmp_path / "urls.parquet")
         out = tmp_path / "out"
         sets = [a for s in SETTINGS for a in ("--set", s)]
@@ -42,5 +44,7 @@ def test_fetch_runs_on_every_node_of_a_cluster(tmp_path):
         assert check.returncode == 0 and check.stdout.startswith("OK:"), check.stdout
         rejects = pq.read_table(out / "rejects").to_pylist()
         assert [(r["stage"], r["reason"]) for r in rejects] == [("fetch", "http_404")]
-        assert pq.read_table(out / "data").num_rows == 64
+        data = pq.read_table(out / "data").to_pylist()
+        assert len(data) == 64 and all(r["image"]["bytes"] == image_bytes(int(r["url"].rsplit("/", 1)[1]))
+                                       for r in data)
     assert not cluster.alive()  # every process the cluster started is gone
