@@ -1,7 +1,9 @@
 from __future__ import annotations
 
-import gc
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -72,42 +74,36 @@ def test_processor_reload_and_generate(tiny_vlm_dir, scene):
     assert isinstance(processor.decode(new, skip_special_tokens=True), str)
 
 
-@pytest.mark.slow
-def test_vllm_serves_tiny_vlm(tiny_vlm_dir, scene, monkeypatch):
-    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; keeps the engine near 3 GiB
-    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # engine in this process: faster start
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from vllm import LLM, SamplingParams
-    from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
+_VLLM_SCRIPT = """
+import json, sys
+from PIL import Image
+from vllm import LLM, SamplingParams
+llm = LLM(model=sys.argv[1], dtype="float32", enforce_eager=True, max_model_len=256, max_num_seqs=2,
+          limit_mm_per_prompt={"image": 1}, seed=0)
+images = [Image.open(p).convert("RGB") for p in sys.argv[2:]]
+conversations = [[{"role": "user", "content": [{"type": "image_pil", "image_pil": im},
+                                               {"type": "text", "text": "Describe this image."}]}]
+                 for im in images]
+outputs = llm.chat(conversations, SamplingParams(max_tokens=8, temperature=0.0), use_tqdm=False)
+print("RESULT " + json.dumps([[len(o.outputs[0].token_ids), o.outputs[0].text] for o in outputs]))
+"""
 
-    llm = LLM(
-        model=str(tiny_vlm_dir),
-        dtype="float32",
-        enforce_eager=True,
-        max_model_len=256,
-        max_num_seqs=2,
-        limit_mm_per_prompt={"image": 1},
-        seed=0,
-    )
-    try:
-        conversations = [
-            [
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "image_pil", "image_pil": scene(shade=shade)},
-                        {"type": "text", "text": "Describe this image."},
-                    ],
-                }
-            ]
-            for shade in (0, 90)
-        ]
-        outputs = llm.chat(conversations, SamplingParams(max_tokens=8, temperature=0.0), use_tqdm=False)
-    finally:
-        del llm
-        gc.collect()
-        cleanup_dist_env_and_memory()
+
+@pytest.mark.slow
+def test_vllm_serves_tiny_vlm(tiny_vlm_dir, scene, tmp_path):
+    """In its own process: a second in-process engine (and its teardown) would disturb the
+    session engine other tests share."""
+    paths = []
+    for shade in (0, 90):
+        paths.append(tmp_path / f"scene{shade}.png")
+        scene(shade=shade).save(paths[-1])
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+           "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", _VLLM_SCRIPT, str(tiny_vlm_dir), *map(str, paths)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    outputs = json.loads(line.removeprefix("RESULT "))
     assert len(outputs) == 2
-    for output in outputs:
-        assert len(output.outputs[0].token_ids) > 0
-        assert isinstance(output.outputs[0].text, str)
+    for num_tokens, text in outputs:
+        assert num_tokens > 0 and isinstance(text, str)
