@@ -9,7 +9,9 @@ still hold files in that dir and deletes the dir.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import time
 from pathlib import Path
 
 import psutil
@@ -37,8 +39,8 @@ def processes_using(directory: Path) -> list[psutil.Process]:
     prefix = str(directory.resolve())
     found = []
     for proc in psutil.process_iter(["pid", "cmdline", "status"]):
-        if proc.info["status"] == psutil.STATUS_ZOMBIE:
-            continue  # already dead, waiting for its parent to collect it
+        if proc.info["status"] == psutil.STATUS_ZOMBIE or proc.pid == os.getpid():
+            continue  # already dead (awaiting its parent), or this very driver
         try:
             paths = [f.path for f in proc.open_files()] + [proc.cwd()] + (proc.info["cmdline"] or [])
         except (psutil.Error, OSError):
@@ -48,6 +50,24 @@ def processes_using(directory: Path) -> list[psutil.Process]:
     return found
 
 
+def _kill_all(procs: list[psutil.Process]) -> None:
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(procs, timeout=10)
+
+
+def end_session(temp_dir: str, grace_s: float = 5.0) -> None:
+    """After `ray.shutdown()`: give Ray's agents a moment to exit, kill any that stay, remove the dir."""
+    deadline = time.monotonic() + grace_s
+    while processes_using(Path(temp_dir)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    _kill_all(processes_using(Path(temp_dir)))
+    shutil.rmtree(temp_dir, ignore_errors=True)
+
+
 def reap_stale_sessions(base: str) -> int:
     """Kill leftovers of dead embedded sessions under `base`; return how many processes were killed."""
     killed = 0
@@ -55,13 +75,8 @@ def reap_stale_sessions(base: str) -> int:
         if not session_dir.is_dir() or not _owner_dead(session_dir):
             continue
         leftovers = processes_using(session_dir)
-        for proc in leftovers:
-            try:
-                proc.kill()
-                killed += 1
-            except psutil.Error:
-                pass
-        psutil.wait_procs(leftovers, timeout=10)
+        _kill_all(leftovers)
+        killed += len(leftovers)
         shutil.rmtree(session_dir, ignore_errors=True)
         log.warning("removed a dead FineCap Ray session %s (%d leftover processes)", session_dir, len(leftovers))
     return killed

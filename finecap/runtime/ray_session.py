@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from finecap.config import PipelineConfig
-from finecap.runtime.leftovers import PREFIX, mark_owner, reap_stale_sessions
+from finecap.runtime.leftovers import PREFIX, end_session, mark_owner, reap_stale_sessions
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +90,7 @@ def ray_session(config: PipelineConfig) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        end_session(temp_dir)
 
 
 def _quiet_data_context() -> None:

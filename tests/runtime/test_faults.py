@@ -35,6 +35,7 @@ def work():
     deadline = time.monotonic() + 60  # Ray's processes take a moment to exit after the driver
     while (leftovers := processes_using(path)) and time.monotonic() < deadline:
         time.sleep(1)
+    leftovers = [p for p in leftovers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     for proc in leftovers:
         proc.kill()
     shutil.rmtree(path, ignore_errors=True)
@@ -124,7 +125,8 @@ def test_sigkilled_driver_then_rerun_completes_exactly_once(source, tmp_path, wo
     out = tmp_path / "out"
     cmd = _build_cmd(source, out, work)
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for(lambda: _manifests(out), 600, proc, "a first shard was committed")
+    # Kill as soon as rows reach the writer (a staged piece or a committed shard).
+    _wait_for(lambda: _manifests(out) or list(out.glob("_staging/*/*")), 600, proc, "rows were staged")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     done_before = len(_manifests(out))
