@@ -46,7 +46,7 @@ def record(name: str, figures: dict, headline: str, goal: str) -> Path:
     command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
     result = {
         "benchmark": name,
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": command,
         "headline": headline,
         "goal": goal,

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -46,15 +44,6 @@ def processes_of(temp_dir: str) -> list[psutil.Process]:
 
 def stop_cluster(temp_dir: str) -> None:
     """Kill only the processes holding files in this cluster's temp dir (never `ray stop`)."""
-    for _ in range(3):
-        procs = processes_of(temp_dir)
-        if not procs:
-            break
-        for proc in procs:
-            try:
-                proc.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(procs, timeout=10)
-        time.sleep(0.5)
-    shutil.rmtree(temp_dir, ignore_errors=True)
+    from finecap.runtime.leftovers import end_session
+
+    end_session(temp_dir, grace_s=0)
