@@ -7,7 +7,6 @@ but `run` and the output location, plus the text of every prompt in use.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from typing import Literal
 import yaml
 
 from finecap.prompts import load_prompt
-from finecap.typed_config import ConfigError, build, set_dotted, to_dict
+from finecap.typed_config import ConfigError, load_yaml, parse_override, to_dict  # noqa: F401 (re-exported)
 
 __all__ = ["ConfigError", "PipelineConfig", "load_config", "config_hash"]
 
@@ -352,40 +351,12 @@ class PipelineConfig:
         return sorted(ids)
 
 
-def parse_override(text: str) -> tuple[str, object]:
-    """`key=value` with a YAML-typed value (`3`, `true`, `[a, b]`, `null`)."""
-    if "=" not in text:
-        raise ConfigError(f"--set {text!r}: expected key=value")
-    key, raw = text.split("=", 1)
-    try:
-        value = yaml.safe_load(raw) if raw else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {key}: cannot parse value {raw!r}: {exc.__class__.__name__}") from None
-    return key.strip(), value
-
-
 def load_config(path: str | Path, overrides: list[str] = (), **direct: object) -> PipelineConfig:
     """Load, override and validate a pipeline YAML; raise ConfigError naming the bad key.
 
     `direct` takes dotted keys (e.g. `{"source.uri": ...}`) from dedicated CLI flags.
     """
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"config file {str(path)!r} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    raw = copy.deepcopy(raw)
-    if "base_dir" in raw:
-        raise ConfigError("unknown key 'base_dir' (it is set from the file's location)")
-    for text in overrides:
-        set_dotted(raw, *parse_override(text))
-    for key, value in direct.items():
-        if value is not None:
-            set_dotted(raw, key, value)
-    raw["base_dir"] = str(path.resolve().parent)
-    config = build(PipelineConfig, raw)
+    config = load_yaml(PipelineConfig, path, overrides, direct)
     _check(config)
     return config
 

@@ -7,11 +7,15 @@ unknown keys must fail (with a suggestion), and ranges live next to the field th
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import types
 import typing
+from pathlib import Path
 from typing import Any, Literal, Union
+
+import yaml
 
 
 class ConfigError(ValueError):
@@ -137,3 +141,42 @@ def _list_item(node: list, part: str, key: str) -> Any:
     if not part.isdigit() or int(part) >= len(node):
         raise ConfigError(f"--set: {key!r} is not an item of the list")
     return node[int(part)]
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """`key=value` with a YAML-typed value (`3`, `true`, `[a, b]`, `null`)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: cannot parse value {raw!r}: {exc.__class__.__name__}") from None
+    return key.strip(), value
+
+
+def load_yaml(cls: type, path: str | Path, overrides: list[str] = (), direct: dict | None = None) -> Any:
+    """Read a YAML file, apply `--set` overrides and dotted `direct` values, build `cls`.
+
+    `direct` carries dedicated CLI flags (`{"source.uri": ...}`); None values are skipped.
+    `base_dir` (the file's folder, for relative paths in the config) is set here, never by the file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    raw = copy.deepcopy(raw)
+    if "base_dir" in raw:
+        raise ConfigError("unknown key 'base_dir' (it is set from the file's location)")
+    for text in overrides:
+        set_dotted(raw, *parse_override(text))
+    for key, value in (direct or {}).items():
+        if value is not None:
+            set_dotted(raw, key, value)
+    raw["base_dir"] = str(path.resolve().parent)
+    return build(cls, raw)

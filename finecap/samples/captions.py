@@ -11,9 +11,14 @@ from finecap.samples.vocab import NUMBER_WORDS
 GRADIENT_ENDS = {"vertical": ("at the top", "at the bottom"), "horizontal": ("on the left", "on the right")}
 
 
+def with_article(phrase: str) -> str:
+    """'a red circle', 'an orange star' (by the first letter: the vocabulary has no silent h)."""
+    return f"{'an' if phrase[:1].lower() in 'aeiou' else 'a'} {phrase}"
+
+
 def object_caption(size: str, colour: str, shape: str, where: str) -> str:
     """'a large red circle in the top left'."""
-    return f"a {size} {colour} {shape} {where}"
+    return f"{with_article(size)} {colour} {shape} {where}"
 
 
 def word_caption(text: str, colour: str) -> str:

@@ -25,3 +25,9 @@ def test_global_caption_of_a_gradient_and_lists():
     assert captions.global_caption("A navy background", [], []) == "A navy background with no shapes."
     assert captions.count_phrase(1, "shape") == "one shape"
     assert captions.count_phrase(12, "shape") == "12 shapes"
+
+
+def test_articles_follow_the_first_sound():
+    assert captions.with_article("orange star") == "an orange star"
+    assert captions.with_article("red circle") == "a red circle"
+    assert captions.object_caption("large", "olive", "square", "on the left") == "a large olive square on the left"
