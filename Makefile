@@ -17,7 +17,7 @@ export WANDB_MODE := disabled
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install build-dataset test clean lint browser gallery-screenshot
+.PHONY: install build-dataset test clean lint browser gallery-screenshot bench
 
 install: $(STAMP)
 
@@ -67,6 +67,11 @@ gallery-screenshot: build-dataset browser
 
 test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks (benchmarks/run.py): quick sizes, nothing recorded, a few minutes; FULL=1 runs the
+# sizes in benchmarks/RESULTS.md and records them. Exits nonzero if a benchmark fails.
+bench: install
+	$(BIN)/python benchmarks/run.py $(if $(filter 1,$(FULL)),--full)
 
 lint: install
 	$(BIN)/ruff check .

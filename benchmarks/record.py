@@ -41,8 +41,15 @@ def versions() -> dict:
     return found
 
 
-def record(name: str, figures: dict, headline: str, goal: str) -> Path:
-    """Write results/NAME.json and replace NAME's row in RESULTS.md."""
+def record(name: str, figures: dict, headline: str, goal: str) -> Path | None:
+    """Write results/NAME.json and replace NAME's row in RESULTS.md.
+
+    Not when FINECAP_BENCH_NO_RECORD is set: `make bench` (quick sizes) sets it, so a smoke run
+    never replaces a recorded figure.
+    """
+    if os.environ.get("FINECAP_BENCH_NO_RECORD"):
+        print(f"not recorded (FINECAP_BENCH_NO_RECORD): {name}: {headline}")
+        return None
     command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
     result = {
         "benchmark": name,

@@ -181,6 +181,9 @@ def make_parser() -> argparse.ArgumentParser:
     source.add_argument("--n", type=int, default=24, help="number of generated scenes")
     source.add_argument("--seed", type=int, default=0)
     source.set_defaults(func=_sample_source)
+    from finecap.plan import add_parser as add_plan_parser
+
+    add_plan_parser(sub)
     _register_optional(sub, samples)
     return parser
 

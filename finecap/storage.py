@@ -31,8 +31,12 @@ def join(uri: str, *parts: str) -> str:
     return os.path.join(uri, *parts)
 
 
-def write_bytes(uri: str, data: bytes) -> None:
-    """Write a whole file so no reader ever sees it half-written."""
+def write_bytes(uri: str, data, durable: bool = True) -> None:
+    """Write a whole file (bytes or any bytes-like object) so no reader ever sees it half-written.
+
+    `durable=False` skips the fsync, for scratch files only the same run reads back (staged
+    pieces): a crash that loses them also loses the run that would read them.
+    """
     fs, path = filesystem(uri)
     parent = posixpath.dirname(path)
     if parent:
@@ -41,11 +45,12 @@ def write_bytes(uri: str, data: bytes) -> None:
         tmp = f"{path}.tmp-{uuid.uuid4().hex}"
         with open(tmp, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     else:
-        fs.pipe_file(path, data)
+        fs.pipe_file(path, bytes(data))  # bytes-like (an Arrow buffer) to bytes; no copy for bytes
 
 
 def read_bytes(uri: str) -> bytes:

@@ -8,7 +8,6 @@ piece wins, so a row staged twice by a retried task is written once.
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from collections import Counter
@@ -20,7 +19,7 @@ import pyarrow.parquet as pq
 
 from finecap import storage
 from finecap.schema import load_schema
-from finecap.stages.write import staging_dir
+from finecap.stages.write import read_piece, staging_dir, where
 
 
 class CommitError(RuntimeError):
@@ -107,10 +106,10 @@ def _merge(progress: ShardProgress) -> tuple[pa.Table, pa.Table]:
     data_parts, reject_parts = [], []
     for piece in progress.pieces:
         for uri, parts in ((piece["data_file"], data_parts), (piece["rejects_file"], reject_parts)):
-            table = pq.read_table(io.BytesIO(storage.read_bytes(uri)))
+            table = read_piece(uri)
             keys = table.column("key").to_pylist()
-            keep = [k not in claimed for k in keys]
-            parts.append(table.filter(pa.array(keep, pa.bool_())))
+            keep = pa.array([k not in claimed for k in keys], pa.bool_())
+            parts.append(where(table, keep))
         claimed.update(piece["keys"])
     return _sorted(data_parts), _sorted(reject_parts)
 
@@ -120,13 +119,16 @@ def _sorted(parts: list[pa.Table]) -> pa.Table:
     if not parts:
         return pa.table({"key": pa.array([], pa.string())})
     table = pa.concat_tables(parts)
-    return table.take(pc.sort_indices(table, [("key", "ascending")]))
+    order = pc.sort_indices(table, [("key", "ascending")])
+    if pc.all(pc.equal(order, pa.array(range(table.num_rows), order.type))).as_py():
+        return table  # already in key order (batches arrived in order): no copy of the images
+    return table.take(order)
 
 
 def _write_parquet(uri: str, table: pa.Table, compression: str | None) -> None:
-    buffer = io.BytesIO()
+    buffer = pa.BufferOutputStream()
     pq.write_table(table, buffer, compression=compression)
-    storage.write_bytes(uri, buffer.getvalue())
+    storage.write_bytes(uri, buffer.getvalue())  # an Arrow buffer: no copy of the file's bytes
 
 
 def committed_manifests(output: str) -> dict[str, dict]:
