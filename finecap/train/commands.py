@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 STAGE_CHOICES = ("stage1", "stage2", "stage3")
 
@@ -14,7 +15,8 @@ def _train(args: argparse.Namespace) -> int:
 
     config = load_train_config(args.config, args.set, **{"data.uri": args.data, "run.output": args.output})
     summary = run_stage(config, args.stage)
-    print(f"{summary.stage}: step {summary.step}, loss {summary.loss:.4f}, checkpoint {summary.checkpoint}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary line
+        print(f"{summary.stage}: step {summary.step}, loss {summary.loss:.4f}, checkpoint {summary.checkpoint}")
     return 0
 
 

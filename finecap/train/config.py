@@ -116,7 +116,7 @@ class Stage1Config(StageConfig):
 @dataclass
 class Stage2Config(StageConfig):
     embed_dim: int = field(default=128, metadata={"min": 8})
-    init_logit_scale: float = field(default=10.0, metadata={"min": 0})  # SigLIP: t' = log 10
+    init_logit_scale: float = field(default=10.0, metadata={"min": 0.01})  # SigLIP: t' = log 10
     init_logit_bias: float = -10.0
     # Which global caption a row contributes each time: one at random, or its longest / shortest.
     caption: Literal["random", "longest", "shortest"] = "random"

@@ -61,8 +61,9 @@ class ContrastiveModel(nn.Module):
         self.vision = vision
         self.pool = AttentionPool(vision.width, vision.config.heads, embed_dim)
         self.text = text
-        self.logit_scale = nn.Parameter(torch.tensor(math.log(init_scale)))
-        self.logit_bias = nn.Parameter(torch.tensor(float(init_bias)))
+        # Shape [1], not scalars: FSDP2 shards 1-D parameters only.
+        self.logit_scale = nn.Parameter(torch.tensor([math.log(init_scale)]))
+        self.logit_bias = nn.Parameter(torch.tensor([float(init_bias)]))
 
     def encode_image(self, images: PackedImages) -> torch.Tensor:
         tokens = images.unpack(self.vision(images.pixels, images.positions, images.segments))
