@@ -182,27 +182,13 @@ def make_parser() -> argparse.ArgumentParser:
     source.add_argument("--seed", type=int, default=0)
     source.set_defaults(func=_sample_source)
     from finecap.plan import add_parser as add_plan_parser
+    from finecap.samples.synth_dataset import register_synth
+    from finecap.train.commands import register as register_train
 
     add_plan_parser(sub)
-    _register_optional(sub, samples)
+    register_synth(samples)
+    register_train(sub)
     return parser
-
-
-def _register_optional(sub, samples) -> None:
-    """Commands whose modules arrive with their own features (trainer, synthetic data)."""
-    import importlib
-
-    for module, name, parent in (
-        ("finecap.train.commands", "register", sub),
-        ("finecap.samples.synth_dataset", "register_synth", samples),
-    ):
-        try:
-            loaded = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if not module.startswith(exc.name or "?"):
-                raise
-            continue
-        getattr(loaded, name)(parent)
 
 
 def _exit_on_sigterm() -> None:

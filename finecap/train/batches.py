@@ -119,10 +119,14 @@ def _worker_init(_: int) -> None:
 
 
 def make_loader(stream: BatchStream, workers: int) -> DataLoader:
+    """Reader processes are spawned, not forked: a fork of a process that already runs threads
+    (an in-process vLLM engine, Ray, gRPC) can inherit a held lock and hang for ever."""
     return DataLoader(
         stream,
         batch_size=None,
         num_workers=workers,
         worker_init_fn=_worker_init if workers else None,
         prefetch_factor=2 if workers else None,
+        multiprocessing_context="spawn" if workers else None,
+        persistent_workers=False,
     )

@@ -6,10 +6,14 @@ import argparse
 import json
 import os
 
+from finecap.train import ray_launch
+
 STAGE_CHOICES = ("stage1", "stage2", "stage3")
 
 
 def _train(args: argparse.Namespace) -> int:
+    if ray_launch.wanted(args):  # torchrun on several nodes of a Ray cluster
+        return ray_launch.launch(args)
     from finecap.train.config import load_train_config
     from finecap.train.loop import run_stage
 
@@ -44,6 +48,7 @@ def register(subparsers) -> None:
     train.add_argument("--data", help="finecap output URI to train on (overrides data.uri)")
     train.add_argument("--output", help="run directory; the stage writes OUTPUT/STAGE (overrides run.output)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    ray_launch.add_arguments(train)
     train.set_defaults(func=_train)
 
     evaluate = subparsers.add_parser("eval", help="evaluate a FineViT checkpoint")

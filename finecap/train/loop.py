@@ -123,7 +123,7 @@ def _run(config: TrainConfig, name: str, d: D.Dist) -> RunSummary:
         print(f"{name}: initialised from {init}", flush=True)
     units = plan_units(config.data.uri, min_units=n_slots)
     fields = ["step", "loss", "lr", "grad_norm", "samples", "tokens", "samples_per_s", "tokens_per_s",
-              "elapsed_s", *recipe.metric_names]
+              "step_s", "data_wait_s", "elapsed_s", *recipe.metric_names]
     csv_log = CsvLog(stage_dir / "log.csv", fields, step) if d.is_main else None
     trace = Trace(stage_dir / "trace" / f"rank-{d.rank}.jsonl", step) if config.data.trace else None
     progress = _progress_bar(config, stage.steps, step, d)
@@ -141,9 +141,11 @@ def _run(config: TrainConfig, name: str, d: D.Dist) -> RunSummary:
             batches, phase_index = iter(make_loader(stream, workers)), index
         t0 = time.time()
         optimizer.zero_grad(set_to_none=True)
-        loss_sum, samples, tokens, keys, metrics = 0.0, 0, 0, [], {}
+        loss_sum, samples, tokens, keys, metrics, waited = 0.0, 0, 0, [], {}, 0.0
         for micro in range(stage.grad_accum):
+            t_wait = time.perf_counter()
             batch = next(batches).to(d.device)
+            waited += time.perf_counter() - t_wait  # the GPU (or CPU) idles on the data
             with D.no_sync(model, micro == stage.grad_accum - 1), autocast(config.run.precision, d.device):
                 loss, metrics = recipe.loss(model, batch, StepContext(step, micro, config.run.seed, d))
             (loss / stage.grad_accum).backward()
@@ -162,7 +164,7 @@ def _run(config: TrainConfig, name: str, d: D.Dist) -> RunSummary:
         dt = max(time.time() - t0, 1e-9)
         row = {"step": step, "loss": loss_value, "lr": lr, "samples": samples, "tokens": tokens,
                "grad_norm": float(grad_norm) if grad_norm is not None else None,
-               "samples_per_s": samples / dt, "tokens_per_s": tokens / dt,
+               "samples_per_s": samples / dt, "tokens_per_s": tokens / dt, "step_s": dt, "data_wait_s": waited,
                "elapsed_s": time.time() - start_time, **metrics}
         if trace:
             trace.write(step, keys)

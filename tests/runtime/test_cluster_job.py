@@ -26,9 +26,11 @@ def test_build_submitted_as_a_ray_job_validates(tmp_path):
                "--set", "caption.captioners.0.max_tokens=8", "--set", "caption.captioners.1.max_tokens=8"]
         for item in NO_LOCAL_CAPTIONS:
             job += ["--set", item]
-        for _ in range(30):  # the head's job agent takes a few seconds to come up after `ray start`
+        # The head's job agent comes up seconds after `ray start` (minutes on a loaded machine).
+        deadline = time.monotonic() + 300
+        while True:
             proc = subprocess.run(job, env=cluster["env"], capture_output=True, text=True, timeout=900)
-            if "No available agent" not in proc.stderr:
+            if "No available agent" not in proc.stderr or time.monotonic() > deadline:
                 break
             time.sleep(3)
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]

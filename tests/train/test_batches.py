@@ -2,13 +2,13 @@ import numpy as np
 import torch
 
 from finecap.train.batches import BatchStream, Budget, make_loader
-from finecap.train.recipe import ImagePrepare
+from finecap.train.recipe import ImagePrepare, no_fields
 from finecap.train.shards import plan_units
 
 
 def _stream(data, budget, workers=0, rank=0, world=1, positions=None):
     units = plan_units(str(data), min_units=world * max(1, workers))
-    return BatchStream(units, ImagePrepare(112 * 112), lambda s: {}, budget, rank, world, workers, seed=0,
+    return BatchStream(units, ImagePrepare(112 * 112), no_fields, budget, rank, world, workers, seed=0,
                        shuffle=True, positions=positions)
 
 
