@@ -23,15 +23,16 @@ REPO = HERE.parent
 
 # name (benchmarks/NAME.py) -> arguments of the quick and the full run. Add a line per benchmark.
 BENCHMARKS: dict[str, dict[str, list[str]]] = {
-    "caption_stage": {"quick": ["--images", "12", "--max-tokens", "16"], "full": []},
+    "caption_stage": {"quick": ["--images", "12", "--max-tokens", "16"], "full": ["--in-process"]},
     "cpu_overhead": {"quick": ["--images", "32", "--floor-repeats", "2"], "full": []},
     "dedup_scale": {"quick": ["--rows", "20000"], "full": []},
     "fetch_rate": {"quick": ["--urls", "300", "--batch", "100"], "full": ["--urls", "2000"]},
     "filter_thresholds": {"quick": ["--views", "3"], "full": []},
-    "peak_memory": {"quick": [], "full": []},  # memory at 1x/10x input: being written, name may change
+    "memory_scale": {"quick": ["--base", "16"], "full": ["--models", "--scales", "10", "20"]},
     "phash_distances": {"quick": ["--scenes", "40"], "full": []},
     "sink_write": {"quick": ["--rows", "1024", "--shard-rows", "512", "--repeats", "3"], "full": []},
     "stage_rates": {"quick": ["--images", "2"], "full": []},
+    "train_data_wait": {"quick": ["--steps", "15", "--rows", "200"], "full": ["--steps", "60", "--rows", "600"]},
 }
 NOT_BENCHMARKS = {"__init__", "record", "run"}
 

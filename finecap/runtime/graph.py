@@ -1,11 +1,13 @@
 """The Ray Data graph: shard specs -> read -> stages -> staged pieces.
 
 Stages that hold a model run in actor pools (the model loads once per actor); the rest run as
-tasks. Each is placed with the resources its config declares.
+tasks. Each is placed with the resources its config declares. Reading runs in the tasks of the
+first stage (fetch or prepare), so Ray Data fuses the two.
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 import pyarrow as pa
@@ -15,7 +17,7 @@ from finecap.sources import ShardSpec, make_source
 from finecap.stages import pipeline_stages
 from finecap.stages.write import PieceWriter
 
-# Reading and staging are I/O: a fraction of a CPU leaves room for the model stages.
+# Staging is I/O: a fraction of a CPU leaves room for the model stages.
 IO_CPUS = 0.25
 
 
@@ -57,15 +59,39 @@ def _actor_pool(res):
     return ActorPoolStrategy(size=res.concurrency)
 
 
+def worker_processes(config: PipelineConfig, cpus: float) -> int:
+    """Worker processes the graph keeps busy at once on `cpus` CPUs: its actors, plus as many
+    tasks as fit in the CPUs at the smallest task size."""
+    actors, task_cpus = 0, [IO_CPUS]
+    for stage_cls, _ in pipeline_stages(config):
+        res = stage_cls.resources(config)
+        if stage_cls.holds_model:
+            actors += max(res.concurrency, res.max_concurrency or 0)
+        elif res.num_cpus > 0:
+            task_cpus.append(res.num_cpus)
+    return actors + math.ceil(cpus / min(task_cpus))
+
+
 def build_dataset(config: PipelineConfig, specs: list[ShardSpec], config_hash: str):
     import ray
     from ray.data import TaskPoolStrategy
 
+    stages = pipeline_stages(config)
+    first = stages[0][0].resources(config)  # fetch or prepare: always a task stage
     ds = ray.data.from_items([s.to_row() for s in specs], override_num_blocks=len(specs))
+    # Read inside the first stage's tasks (same CPUs and width, so Ray Data fuses them): as tasks
+    # of their own, reads ran many at once, each in a worker process that Ray later killed and
+    # restarted (see ray_session.py), and every image made an extra trip through the object
+    # store; that cost ~3x the CPU time of the whole prepare stage (benchmarks/cpu_overhead.py).
     ds = ds.map_batches(
-        read_shards, fn_kwargs={"config": config}, batch_size=1, batch_format="pyarrow", num_cpus=IO_CPUS
+        read_shards,
+        fn_kwargs={"config": config},
+        batch_size=1,
+        batch_format="pyarrow",
+        num_cpus=first.num_cpus,
+        compute=TaskPoolStrategy(size=first.concurrency),
     )
-    for stage_cls, kwargs in pipeline_stages(config):
+    for stage_cls, kwargs in stages:
         res = stage_cls.resources(config)
         common = dict(batch_size=res.batch_size, batch_format="pyarrow", num_cpus=res.num_cpus)
         if res.num_gpus:

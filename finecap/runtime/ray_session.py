@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from finecap.config import PipelineConfig
+from finecap.runtime.graph import worker_processes
 from finecap.runtime.leftovers import PREFIX, end_session, mark_owner, reap_stale_sessions
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ def ray_session(config: PipelineConfig) -> Iterator[None]:
     reap_stale_sessions(base)
     temp_dir = tempfile.mkdtemp(prefix=PREFIX, dir=base)
     mark_owner(temp_dir, os.getpid())
+    cpus = config.run.num_cpus or os.cpu_count() or 1
     try:
         ray.init(
             num_cpus=config.run.num_cpus,
@@ -83,6 +85,10 @@ def ray_session(config: PipelineConfig) -> Iterator[None]:
             include_dashboard=False,
             runtime_env=runtime_env,
             _temp_dir=temp_dir,
+            # Ray kills idle workers while more than this many workers (actors included) exist;
+            # the default is the CPU count. Our fractional CPUs run more workers than cores, so
+            # task workers were killed between batches and restarted (~1.5 s of CPU each).
+            _system_config={"num_workers_soft_limit": worker_processes(config, cpus)},
             configure_logging=True,
             logging_level=logging.WARNING,
         )
