@@ -1,8 +1,8 @@
 """The Ray Data graph: shard specs -> read -> stages -> staged pieces.
 
 Stages that hold a model run in actor pools (the model loads once per actor); the rest run as
-tasks. Each is placed with the resources its config declares. Reading runs in the tasks of the
-first stage (fetch or prepare), so Ray Data fuses the two.
+tasks. Each is placed with the resources its config declares. On one machine reading runs in the
+tasks of the first stage (fetch or prepare), so Ray Data fuses the two.
 """
 
 from __future__ import annotations
@@ -79,17 +79,24 @@ def build_dataset(config: PipelineConfig, specs: list[ShardSpec], config_hash: s
     stages = pipeline_stages(config)
     first = stages[0][0].resources(config)  # fetch or prepare: always a task stage
     ds = ray.data.from_items([s.to_row() for s in specs], override_num_blocks=len(specs))
-    # Read inside the first stage's tasks (same CPUs and width, so Ray Data fuses them): as tasks
-    # of their own, reads ran many at once, each in a worker process that Ray later killed and
-    # restarted (see ray_session.py), and every image made an extra trip through the object
-    # store; that cost ~3x the CPU time of the whole prepare stage (benchmarks/cpu_overhead.py).
+    if config.run.ray_address:
+        # On a cluster reads stay small tasks of their own: fused into the fetch tasks, the fetches
+        # of the two-node test cluster all ran on one node (tests/stages/test_fetch_cluster.py).
+        read_cpus, read_compute = IO_CPUS, None
+    else:
+        # One machine: read inside the first stage's tasks (same CPUs and width, so Ray Data fuses
+        # them). As tasks of their own, reads ran many at once, each in a worker process that Ray
+        # later killed and restarted (see ray_session.py), and every image made an extra trip
+        # through the object store: ~3x the CPU time of the whole prepare stage
+        # (benchmarks/cpu_overhead.py).
+        read_cpus, read_compute = first.num_cpus, TaskPoolStrategy(size=first.concurrency)
     ds = ds.map_batches(
         read_shards,
         fn_kwargs={"config": config},
         batch_size=1,
         batch_format="pyarrow",
-        num_cpus=first.num_cpus,
-        compute=TaskPoolStrategy(size=first.concurrency),
+        num_cpus=read_cpus,
+        compute=read_compute,
     )
     for stage_cls, kwargs in stages:
         res = stage_cls.resources(config)
