@@ -112,5 +112,15 @@ def collect_texts(uri: str, rows: int) -> list[str]:
     return [*texts, *PROMPTS.values(), "0 1 2 3 4 5 6 7 8 9 (0,0),(1000,1000)"]
 
 
+def tiny_tokenizer(config: TrainConfig, tower) -> object | None:
+    """The locally fitted tokenizer a `tiny` tower needs; None for a pretrained tower (it has its own)."""
+    if tower.model != "tiny":
+        return None
+    from finecap.train.tokens import train_tiny_tokenizer
+
+    texts = collect_texts(config.data.uri, config.model.tokenizer.train_rows)
+    return train_tiny_tokenizer(texts, config.model.tokenizer.vocab_size)
+
+
 def max_pixels(phase: PhaseConfig) -> int:
     return phase.resolution * phase.resolution

@@ -22,9 +22,9 @@ from finecap.train.config import PhaseConfig, TrainConfig
 from finecap.train.distributed import gather_with_grad
 from finecap.train.losses import siglip_loss
 from finecap.train.patches import PackedImages, decode_image, patchify
-from finecap.train.recipe import Recipe, StepContext, collect_texts, load_head_weights, max_pixels
+from finecap.train.recipe import Recipe, StepContext, load_head_weights, max_pixels, tiny_tokenizer
 from finecap.train.stage1 import build_vision
-from finecap.train.tokens import encode_batch, train_tiny_tokenizer
+from finecap.train.tokens import encode_batch
 from finecap.train.towers import TextTower, build_text_encoder, load_pretrained
 from finecap.train.vit import FineViT
 
@@ -112,11 +112,7 @@ def build_contrastive(config: TrainConfig, init: Path | None, resume: Path | Non
     if resume is not None and has_tower(resume, "text"):
         encoder, tokenizer = load_pretrained(resume / "text", causal=False)
     else:
-        tiny_tok = None
-        if config.model.text.model == "tiny":
-            tiny_tok = train_tiny_tokenizer(collect_texts(config.data.uri, config.model.tokenizer.train_rows),
-                                            config.model.tokenizer.vocab_size)
-        encoder, tokenizer = build_text_encoder(config.model.text, tiny_tok)
+        encoder, tokenizer = build_text_encoder(config.model.text, tiny_tokenizer(config, config.model.text))
     text = TextTower(encoder, config.model.text.pooling, cfg.embed_dim)
     model = ContrastiveModel(build_vision(config, resume or init), text, cfg.embed_dim,
                              cfg.init_logit_scale, cfg.init_logit_bias)

@@ -19,10 +19,10 @@ from finecap.train.checkpoint import has_tower
 from finecap.train.config import PhaseConfig, TrainConfig
 from finecap.train.losses import IGNORE, answer_loss
 from finecap.train.patches import decode_image, patchify
-from finecap.train.recipe import Recipe, StepContext, collect_texts, load_head_weights, max_pixels
+from finecap.train.recipe import Recipe, StepContext, load_head_weights, max_pixels, tiny_tokenizer
 from finecap.train.stage1 import build_vision
 from finecap.train.tasks import sample_example
-from finecap.train.tokens import IMAGE_PAD, VISION_END, VISION_START, token_id, train_tiny_tokenizer
+from finecap.train.tokens import IMAGE_PAD, VISION_END, VISION_START, token_id
 from finecap.train.towers import VisionLanguageModel, build_causal_lm, load_pretrained
 from finecap.train.vit import MERGE
 
@@ -99,11 +99,7 @@ def build_vlm(config: TrainConfig, init: Path | None, resume: Path | None) -> tu
     if lm_source is not None:
         lm, tokenizer = load_pretrained(lm_source / "lm", causal=True)
     else:
-        tiny_tok = None
-        if config.model.lm.model == "tiny":
-            tiny_tok = train_tiny_tokenizer(collect_texts(config.data.uri, config.model.tokenizer.train_rows),
-                                            config.model.tokenizer.vocab_size)
-        lm, tokenizer = build_causal_lm(config.model.lm, tiny_tok)
+        lm, tokenizer = build_causal_lm(config.model.lm, tiny_tokenizer(config, config.model.lm))
     model = VisionLanguageModel.assemble(build_vision(config, resume or init), lm, tokenizer)
     load_head_weights(model, lm_source, required=resume is not None)
     return model, tokenizer
