@@ -88,9 +88,10 @@ def _stage_rates(figures: dict, machine: dict) -> dict:
 
 
 def _caption(figures: dict, machine: dict) -> dict:
-    # One engine per process; its threads use every core of the machine it ran on.
+    # One engine per actor, holding as many cores as it ran torch threads (older results: all).
     rate = figures["caption_stage"]["images_per_s"]
-    return {"caption": _worker(rate, "caption stage in a build, tiny VLM", cpus=machine.get("cpus") or 1)}
+    threads = figures.get("engine_alone", {}).get("torch_threads") or machine.get("cpus") or 1
+    return {"caption": _worker(rate, "caption stage in a build, tiny VLM", cpus=threads)}
 
 
 # Benchmark result (benchmarks/results/NAME.json) -> the stage rates it measured. Later entries
