@@ -21,7 +21,7 @@ from finecap.runtime.leftovers import PREFIX, end_session, mark_owner, reap_stal
 log = logging.getLogger(__name__)
 
 # Variables the workers need to behave like the driver (offline flags, model cache, vLLM).
-_FORWARDED_ENV = (
+_FORWARDED = (
     "FINECAP_CACHE",
     "HF_HUB_OFFLINE",
     "HF_HOME",
@@ -53,6 +53,11 @@ _FORWARDED_ENV = (
 )
 
 
+def forwarded_env() -> dict[str, str]:
+    """The driver's values of the variables its workers (and launched trainers) need."""
+    return {k: os.environ[k] for k in _FORWARDED if k in os.environ}
+
+
 @contextmanager
 def ray_session(config: PipelineConfig) -> Iterator[None]:
     import ray
@@ -62,7 +67,7 @@ def ray_session(config: PipelineConfig) -> Iterator[None]:
     if ray.is_initialized():
         yield  # a caller (a test, a notebook) already owns the session
         return
-    env_vars = {k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ}
+    env_vars = forwarded_env()
     env_vars.setdefault("TOKENIZERS_PARALLELISM", "false")
     runtime_env = {"env_vars": env_vars}
     if config.run.ray_address:

@@ -174,7 +174,7 @@ def launch(args: argparse.Namespace) -> int:
     from ray.util.placement_group import placement_group, remove_placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-    from finecap.runtime.ray_session import _FORWARDED_ENV
+    from finecap.runtime.ray_session import forwarded_env
 
     ray.init(address=args.ray_address, log_to_driver=False, logging_level=logging.WARNING)
     pg = placement_group([bundle] * n, strategy="STRICT_SPREAD")
@@ -189,7 +189,7 @@ def launch(args: argparse.Namespace) -> int:
         addr, port = ray.get(ray.remote(_master).options(num_cpus=0, scheduling_strategy=on(0)).remote())
         in_job = in_job_working_dir()
         argv = node_argv(args, absolute=not in_job)
-        env = {k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ}
+        env = forwarded_env()
         print(f"ray: {n} node(s) x {_resources(bundle)}, master {addr}:{port}", flush=True)
         node, cwd = ray.remote(_node), None if in_job else os.getcwd()
         for i in range(n):

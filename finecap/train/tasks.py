@@ -9,6 +9,7 @@ reads them as it was trained to. A row only offers the tasks its regions support
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,22 +59,21 @@ class Example:
     bbox: tuple[float, ...] | None = None  # the region's box for grounding tasks
 
 
+def _unique_regions(row: dict, origin: str, text_field: str) -> list[dict]:
+    """Regions of `origin` whose `text_field` is set and shared by no other such region (unambiguous)."""
+    regions = [r for r in row.get("regions") or [] if r.get("origin") == origin and r.get(text_field)]
+    counts = Counter(r[text_field] for r in regions)
+    return [r for r in regions if counts[r[text_field]] == 1]
+
+
 def captioned_regions(row: dict) -> list[dict]:
-    """Detector regions with a caption that no other region of the image shares (unambiguous)."""
-    regions = [r for r in row.get("regions") or [] if r.get("origin") == "detector" and r.get("caption")]
-    counts: dict[str, int] = {}
-    for r in regions:
-        counts[r["caption"]] = counts.get(r["caption"], 0) + 1
-    return [r for r in regions if counts[r["caption"]] == 1]
+    """Detector regions with a caption that no other region of the image shares."""
+    return _unique_regions(row, "detector", "caption")
 
 
 def text_regions(row: dict) -> list[dict]:
     """OCR regions with text that no other OCR region of the image shares."""
-    regions = [r for r in row.get("regions") or [] if r.get("origin") == "ocr" and r.get("ocr_text")]
-    counts: dict[str, int] = {}
-    for r in regions:
-        counts[r["ocr_text"]] = counts.get(r["ocr_text"], 0) + 1
-    return [r for r in regions if counts[r["ocr_text"]] == 1]
+    return _unique_regions(row, "ocr", "ocr_text")
 
 
 def available(row: dict) -> dict[str, int]:
