@@ -1,6 +1,11 @@
 """Pixel-level helpers for the prepare stage: safe decode, RGB normalisation, hashes, quality.
 
 Kept free of pipeline concerns so dedup, filters and the trainer can reuse them.
+
+`decode_rgb` is the one decoder for untrusted bytes (prepare, and the stages that re-read the
+original bytes prepare accepted). Caption and detect open `model_image` with plain
+`Image.open`: prepare wrote those bytes itself (JPEG or PNG, sides <= prepare.model_max_side),
+so they are trusted.
 """
 
 from __future__ import annotations
@@ -8,13 +13,28 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
 
-# We bound pixels ourselves (from the header, before decoding), so PIL's own guard is off.
-Image.MAX_IMAGE_PIXELS = None
+# The web's image formats: what prepare opens unless prepare.allowed_formats says otherwise.
+DEFAULT_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO")
+# Never opened, whatever the config says: Pillow renders EPS by running Ghostscript on the file.
+NEVER_FORMATS = frozenset({"EPS"})
+# Formats Pillow opens through another format's opener (JPEG's factory returns MPO files).
+_OPENED_BY = {"MPO": "JPEG"}
+
+# Pixel bounds. Pillow's own decompression-bomb guard reads the module global
+# Image.MAX_IMAGE_PIXELS, so setting it per call would race between threads (and switching it
+# off, as FineCap once did, disarmed it for the whole process). It stays at Pillow's default
+# here; `decode_rgb` checks the header size against prepare.max_pixels itself right after
+# Image.open (which parses only headers) and before any pixel is decoded, and turns Pillow's
+# DecompressionBombError (raised from 2 * MAX_IMAGE_PIXELS) into the same reject. PrepareConfig
+# caps max_pixels at PILLOW_PIXEL_CEILING so the two bounds never disagree: the stricter one,
+# prepare.max_pixels, is the one in force.
+PILLOW_PIXEL_CEILING = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
 
 
 class ImageRejected(Exception):
@@ -26,16 +46,60 @@ class ImageRejected(Exception):
         self.detail = detail
 
 
-def decode_rgb(data: bytes, max_pixels: int) -> Image.Image:
+def check_formats(names: Iterable[str]) -> tuple[str, ...]:
+    """Pillow format names, upper-cased; ValueError naming one that Pillow cannot open or that is
+    never allowed (for config validation)."""
+    Image.init()
+    out = tuple(str(name).strip().upper() for name in names)
+    for name in out:
+        if name in NEVER_FORMATS:
+            raise ValueError(f"{name} is never allowed (Pillow runs Ghostscript to decode it)")
+        if name not in Image.OPEN and name not in _OPENED_BY:
+            known = sorted({*Image.OPEN, *_OPENED_BY} - NEVER_FORMATS)
+            raise ValueError(f"unknown image format {name!r} (Pillow opens: {', '.join(known)})")
+    if not out:
+        raise ValueError("at least one format is needed")
+    return out
+
+
+def sniff_format(data: bytes) -> str | None:
+    """EPS or a default format, if `data` starts with its magic bytes, else None. Only Pillow's
+    prefix tests run (no plugin parses the bytes); formats with weak magic (TGA, CUR, ...) are
+    left out, as they match other files' first bytes."""
+    Image.init()
+    prefix = data[:16]
+    for name in (*NEVER_FORMATS, *(_OPENED_BY.get(f, f) for f in DEFAULT_FORMATS)):
+        accept = Image.OPEN.get(name, (None, None))[1]
+        try:
+            result = accept(prefix) if accept is not None and prefix else False
+        except Exception:  # a prefix test that reads past short data
+            result = False
+        if result and not isinstance(result, str):
+            return name
+    return None
+
+
+def decode_rgb(data: bytes, max_pixels: int, formats: Sequence[str] = DEFAULT_FORMATS) -> Image.Image:
     """Decode to an RGB image with EXIF orientation applied, refusing oversized images up front.
 
-    Animated images give their first frame; alpha is composited on white; 16-bit and float
-    images are scaled to 8 bits.
+    Only `formats` are tried (never EPS); EPS or a default format that is not in `formats` is
+    rejected as `format_not_allowed`, other unreadable bytes as `decode_error`, images over `max_pixels` as
+    `too_many_pixels` (from the header, before decoding). Animated images give their first
+    frame; alpha is composited on white; 16-bit and float images are scaled to 8 bits.
     """
+    allowed = tuple(f.upper() for f in formats if f.upper() not in NEVER_FORMATS)
+    openers = tuple(dict.fromkeys(_OPENED_BY.get(f, f) for f in allowed))
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=openers)
+    except Image.DecompressionBombError as exc:
+        raise ImageRejected("too_many_pixels", f"{exc} (prepare.max_pixels={max_pixels})") from None
     except Exception as exc:  # PIL raises many types for unrecognised data
+        other = sniff_format(data)
+        if other is not None and other not in allowed:
+            raise ImageRejected("format_not_allowed", f"{other} is not in prepare.allowed_formats") from None
         raise ImageRejected("decode_error", f"not a recognised image: {exc}") from None
+    if image.format not in allowed:  # e.g. an MPO file, when only JPEG is allowed
+        raise ImageRejected("format_not_allowed", f"{image.format} is not in prepare.allowed_formats")
     if image.width * image.height > max_pixels:
         raise ImageRejected(
             "too_many_pixels", f"{image.width}x{image.height} is over prepare.max_pixels={max_pixels}"
@@ -51,6 +115,8 @@ def decode_rgb(data: bytes, max_pixels: int) -> Image.Image:
             return _to_rgb(image)
     except ImageRejected:
         raise
+    except Image.DecompressionBombError as exc:  # a frame or tile larger than the header said
+        raise ImageRejected("too_many_pixels", f"{exc} (prepare.max_pixels={max_pixels})") from None
     except Exception as exc:
         raise ImageRejected("decode_error", f"{type(exc).__name__}: {exc}") from None
 

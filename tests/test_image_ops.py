@@ -104,3 +104,59 @@ def test_model_copy_is_bounded():
     data = model_copy(_photo((1000, 500)), max_side=448, fmt="jpeg")
     assert Image.open(io.BytesIO(data)).size == (448, 224)
     assert Image.open(io.BytesIO(model_copy(_photo((100, 50)), 448, "png"))).size == (100, 50)
+
+
+def test_pillow_keeps_its_own_pixel_guard():
+    """Importing FineCap's decoder no longer switches Pillow's bomb guard off for the process."""
+    import finecap.image_ops as image_ops
+    from finecap.config import PrepareConfig
+
+    assert Image.MAX_IMAGE_PIXELS == 89_478_485  # Pillow's default
+    assert image_ops.PILLOW_PIXEL_CEILING == 2 * Image.MAX_IMAGE_PIXELS
+    assert PrepareConfig.__dataclass_fields__["max_pixels"].metadata["max"] == image_ops.PILLOW_PIXEL_CEILING
+
+
+def test_a_header_over_pillows_limit_is_too_many_pixels():
+    from tests.stages.test_prepare_hostile import _png_with_size
+
+    with pytest.raises(ImageRejected) as err:  # Pillow itself refuses it, at open
+        decode_rgb(_png_with_size(20_000, 10_000), max_pixels=178_956_970)
+    assert err.value.reason == "too_many_pixels" and "prepare.max_pixels" in err.value.detail
+
+
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n%%EndComments\n"
+
+
+def test_eps_is_never_opened(monkeypatch):
+    """Not by Pillow's EPS plugin (which would run Ghostscript), even if a caller lists it."""
+    from PIL import EpsImagePlugin
+
+    opened = []
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", lambda self: opened.append(1))
+    for formats in (("JPEG", "PNG"), ("EPS", "PNG")):
+        with pytest.raises(ImageRejected) as err:
+            decode_rgb(EPS, 10_000, formats)
+        assert (err.value.reason, err.value.detail) == ("format_not_allowed", "EPS is not in prepare.allowed_formats")
+    assert opened == []
+
+
+def test_only_allowed_formats_are_opened():
+    png, gif = _encode(_photo(), "PNG"), _encode(_photo(), "GIF")
+    assert decode_rgb(gif, 10**6).size == (96, 64)
+    for data, fmt in ((png, "PNG"), (gif, "GIF")):
+        with pytest.raises(ImageRejected) as err:
+            decode_rgb(data, 10**6, ("JPEG",))
+        assert (err.value.reason, err.value.detail) == ("format_not_allowed", f"{fmt} is not in prepare.allowed_formats")
+    with pytest.raises(ImageRejected, match="decode_error"):  # a format Pillow reads, but not allowed
+        decode_rgb(_encode(_photo(), "PCX"), 10**6)
+
+
+def test_mpo_is_its_own_format():
+    mpo = _encode(_photo(), "MPO", save_all=True, append_images=[_photo().rotate(90)])
+    assert decode_rgb(mpo, 10**6).size == (96, 64)
+    with pytest.raises(ImageRejected, match="format_not_allowed: MPO"):
+        decode_rgb(mpo, 10**6, ("JPEG", "PNG"))
+    jpeg = _encode(_photo(), "JPEG")
+    assert decode_rgb(jpeg, 10**6, ("JPEG",)).size == (96, 64)
+    with pytest.raises(ImageRejected, match="format_not_allowed: JPEG"):
+        decode_rgb(jpeg, 10**6, ("MPO",))

@@ -7,9 +7,13 @@ only call `Downloader(...)((shard_id, arrow_file))` per shard; FineCap does the 
 Ray task that holds the batch, so Ray is the distributor (tasks spread over the cluster's nodes)
 and img2dataset still does the downloading: threads, retries, X-Robots-Tag, its statuses.
 
-img2dataset opens URLs with `urllib.request.urlopen`; for the length of a call its downloader
-module sees an `urllib` whose `urlopen` is FineCap's policy opener (finecap/fetch/policy.py),
-so the URL policy applies to every connection img2dataset makes, redirects included.
+img2dataset opens URLs with `urllib.request.urlopen(request, timeout=timeout)` and reads the
+body with `.read()`; for the length of a call its downloader module sees an `urllib` whose
+`urlopen` is FineCap's policy opener (finecap/fetch/policy.py), so the URL policy applies to
+every connection img2dataset makes, redirects included. Its `timeout` (fetch.timeout_s) is only
+a per-socket-operation limit; the wall-clock bound is fetch.max_seconds per URL: the module's
+`download_image_with_retry` (one row: all its attempts) runs under one deadline
+(finecap/fetch/deadline.py), which every socket operation of every attempt and hop obeys.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from finecap.config import FetchConfig
+from finecap.fetch.deadline import bounded
 from finecap.fetch.policy import UrlPolicy, build_opener
 
 # img2dataset imports albumentations (checks for updates online on import) and wandb.
@@ -94,20 +99,28 @@ def fetch_urls(urls: dict[str, str], cfg: FetchConfig) -> dict[str, Fetched]:
 
 @contextlib.contextmanager
 def _policy_urlopen(policy: UrlPolicy) -> Iterator[None]:
-    """Give img2dataset's downloader module an `urllib` whose urlopen enforces `policy`."""
+    """Give img2dataset's downloader module an `urllib` whose urlopen enforces `policy`, and a
+    per-row download function that runs all of a row's attempts under one deadline."""
     import img2dataset.downloader as module
 
     if getattr(module, "urllib", None) is not urllib:
         raise FetchError("img2dataset.downloader no longer uses urllib: the URL policy cannot be applied")
+    per_row = getattr(module, "download_image_with_retry", None)
+    if not callable(per_row):
+        raise FetchError("img2dataset.downloader has no download_image_with_retry: fetch.max_seconds cannot hold")
     opener = build_opener(policy)
 
     def urlopen(request, timeout):
         return opener.open(request, timeout=timeout)
 
+    def download_within_deadline(*args, **kwargs):
+        with bounded(policy.max_seconds):
+            return per_row(*args, **kwargs)
+
     shim = types.SimpleNamespace(request=types.SimpleNamespace(Request=urllib.request.Request, urlopen=urlopen))
     with _PATCH_LOCK:
-        module.urllib = shim
+        module.urllib, module.download_image_with_retry = shim, download_within_deadline
         try:
             yield
         finally:
-            module.urllib = urllib
+            module.urllib, module.download_image_with_retry = urllib, per_row

@@ -9,6 +9,16 @@ from __future__ import annotations
 
 import re
 
+
+class PolicyViolation(Exception):
+    """A request FineCap itself refuses; str() starts with the reason (`url_policy: ...`), which is
+    what img2dataset records as the error message and `classify` reads back."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
 # First match wins: specific messages before the generic HTTP status rule.
 _RULES: tuple[tuple[str, re.Pattern], ...] = tuple(
     (reason, re.compile(pattern, re.IGNORECASE))

@@ -1,7 +1,9 @@
 """prepare: decode, normalise to RGB, bound pixels, hash, score quality, make the model copy.
 
 Runs on CPUs before every model stage, so engines never wait on decoding. The original bytes
-are kept untouched for the dataset; model stages read `model_image`.
+are kept untouched for the dataset; model stages read `model_image`. Decoding is the untrusted
+step: only prepare.allowed_formats are opened (EPS never), and prepare.max_pixels is checked
+from the header before any pixel is decoded (finecap/image_ops.py).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class PrepareStage(Stage):
             try:
                 if not data:
                     raise ImageRejected("empty", "no image bytes")
-                image = decode_rgb(data, cfg.max_pixels)
+                image = decode_rgb(data, cfg.max_pixels, cfg.allowed_formats)
                 values = {
                     "width": image.width,
                     "height": image.height,

@@ -42,6 +42,59 @@ def test_address_classes(address, allowed):
     assert address_allowed(address) is allowed
 
 
+# IPv6 that carries IPv4 is judged by the IPv4 inside (finecap/fetch/policy.py docstring).
+EMBEDDED = [
+    ("64:ff9b::a9fe:a9fe", False),  # NAT64 of 169.254.169.254, the cloud metadata address
+    ("64:ff9b::7f00:1", False),  # NAT64 of 127.0.0.1
+    ("64:ff9b::a00:5", False),  # NAT64 of 10.0.0.5
+    ("64:ff9b::808:808", True),  # NAT64 of 8.8.8.8: how IPv6-only clusters reach the internet
+    ("64:ff9b:1::c0a8:101", False),  # local-use NAT64 /96 of 192.168.1.1
+    ("64:ff9b:1::808:808", True),  # local-use NAT64 /96 of 8.8.8.8
+    ("64:ff9b:1:a00:5::808:808", False),  # local-use, not the /96 form: the IPv4 could be elsewhere
+    ("2002:a00:5::1", False),  # 6to4 of 10.0.0.5 (bits 16-48)
+    ("2002:7f00:1::1", False),  # 6to4 of 127.0.0.1
+    ("2002:808:808::1", True),  # 6to4 of 8.8.8.8
+    ("::7f00:1", False),  # IPv4-compatible 127.0.0.1
+    ("::808:808", False),  # IPv4-compatible is deprecated: refused whatever it carries
+    ("::ffff:a9fe:a9fe", False),  # IPv4-mapped 169.254.169.254
+    ("::ffff:808:808", True),  # IPv4-mapped 8.8.8.8
+    ("::ffff:0:a00:5", False),  # IPv4-translated (SIIT) 10.0.0.5
+    ("::ffff:0:808:808", True),  # IPv4-translated 8.8.8.8
+    # Teredo: server 8.8.8.8, client obfuscated as NOT(...): 10.0.0.5 -> f5ff:fffa
+    ("2001:0:808:808:0:0:f5ff:fffa", False),
+    ("2001:0:a00:5:0:0:f7f7:f7f7", False),  # private Teredo server 10.0.0.5, client 8.8.8.8
+    ("2001:0:808:808:0:0:f7f7:f7f7", True),  # both 8.8.8.8
+]
+
+
+@pytest.mark.parametrize("address, allowed", EMBEDDED)
+def test_ipv4_inside_ipv6_is_judged_by_the_ipv4(address, allowed):
+    assert address_allowed(address) is allowed
+
+
+def test_teredo_client_is_deobfuscated():
+    import ipaddress
+
+    assert ipaddress.IPv6Address("2001:0:808:808:0:0:f5ff:fffa").teredo[1] == ipaddress.IPv4Address("10.0.0.5")
+
+
+@pytest.mark.parametrize("url", ["http://[64:ff9b::a9fe:a9fe]/", "http://[2002:a00:5::1]/", "http://[::7f00:1]/",
+                                 "http://[64:ff9b:1::a00:5]:8080/a.png", "http://[2001:0:808:808::f5ff:fffa]/"])
+def test_private_ipv4_inside_ipv6_literals_are_refused(url):
+    with pytest.raises(PolicyViolation, match=r"url_policy: .*\((carrying IPv4|a form refused)") as info:
+        check_url(url, CLOSED)
+    assert "fetch.allow_private_addresses" in info.value.detail
+    check_url(url, OPEN)  # allowed when private addresses are
+
+
+def test_resolved_addresses_carrying_private_ipv4_are_refused_before_connecting():
+    """The opener vets what getaddrinfo returns (here the literal itself), before any socket."""
+    opener = build_opener(CLOSED)
+    for url in ("http://[64:ff9b::7f00:1]:9/x.png", "https://[2002:7f00:1::1]:9/x.png", "http://[::7f00:1]:9/"):
+        with pytest.raises(PolicyViolation, match="url_policy"):
+            opener.open(url, timeout=2)
+
+
 @pytest.mark.parametrize(
     "url, reason",
     [

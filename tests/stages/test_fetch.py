@@ -2,16 +2,10 @@ import pyarrow as pa
 import pytest
 
 from finecap.stages.fetch import FetchStage
-from tests.fetch.server import FAILURES, HostileServer, image_bytes
+from tests.fetch.server import FAILURES, HostileServer, image_bytes, url_batch
 
 OPEN = ("fetch.allow_private_addresses=true", "fetch.timeout_s=2", "fetch.retries=0", "fetch.max_bytes=1000000",
         "fetch.thread_count=16")
-
-
-def _batch(urls):
-    n = len(urls)
-    return pa.table({"key": [f"k{i:03d}" for i in range(n)], "shard": ["part-000000"] * n,
-                     "url": pa.array(urls, pa.string()), "image_bytes": pa.nulls(n, pa.binary())})
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +18,7 @@ def test_every_failure_kind_is_a_fetch_reject_with_its_reason(server, local_conf
     good = [server.url(f"img/{i}.png") for i in range(5)]
     bad = {server.url(f"{kind}/9"): reason for kind, reason in FAILURES.items()}
     bad.update({"ftp://127.0.0.1/a.png": "url_policy", "not a url": "bad_url", None: "bad_url"})
-    out = FetchStage(local_config(*OPEN))(_batch(good + list(bad)))
+    out = FetchStage(local_config(*OPEN))(url_batch(good + list(bad)))
     rows = {r["url"]: r for r in out.to_pylist()}
     assert out.num_rows == len(good) + len(bad)
     for i, url in enumerate(good):
@@ -42,30 +36,30 @@ def test_no_request_reaches_a_private_host_when_disallowed(local_config):
         urls = [server.url(f"img/{i}.png") for i in range(4)]
         urls += [server.url(f"img/{i}.png", host="localhost") for i in range(4)]
         urls += [server.url("loop/1", host="localhost")]
-        out = FetchStage(local_config("fetch.timeout_s=1"))(_batch(urls))
+        out = FetchStage(local_config("fetch.timeout_s=1"))(url_batch(urls))
         assert server.state.connections == 0
     assert set(out.column("reject_reason").to_pylist()) == {"url_policy"}
     assert all("fetch.allow_private_addresses" in d for d in out.column("reject_detail").to_pylist())
 
 
 def test_retries_come_from_the_config(server, local_config):
-    without = FetchStage(local_config(*OPEN))(_batch([server.url("flaky/11")])).to_pylist()[0]
+    without = FetchStage(local_config(*OPEN))(url_batch([server.url("flaky/11")])).to_pylist()[0]
     assert without["reject_reason"] == "http_503"
-    retried = FetchStage(local_config(*OPEN, "fetch.retries=1"))(_batch([server.url("flaky/12")])).to_pylist()[0]
+    retried = FetchStage(local_config(*OPEN, "fetch.retries=1"))(url_batch([server.url("flaky/12")])).to_pylist()[0]
     assert retried["reject_stage"] is None and retried["image_bytes"] == image_bytes(12)
 
 
 def test_size_limit_and_content_type_check_come_from_the_config(server, local_config):
     urls = [server.url("img/3.png"), server.url("html/3")]
-    strict = FetchStage(local_config(*OPEN, "fetch.max_bytes=100"))(_batch(urls)).to_pylist()
+    strict = FetchStage(local_config(*OPEN, "fetch.max_bytes=100"))(url_batch(urls)).to_pylist()
     assert [r["reject_reason"] for r in strict] == ["too_large", "wrong_content_type"]
-    lax = FetchStage(local_config(*OPEN, "fetch.check_content_type=false"))(_batch(urls)).to_pylist()
+    lax = FetchStage(local_config(*OPEN, "fetch.check_content_type=false"))(url_batch(urls)).to_pylist()
     assert lax[0]["reject_stage"] is None
     assert lax[1]["reject_stage"] is None and lax[1]["image_bytes"].startswith(b"<html>")  # prepare rejects it
 
 
 def test_rows_rejected_upstream_are_not_fetched(server, local_config):
-    batch = _batch([server.url("img/1.png"), server.url("img/2.png")])
+    batch = url_batch([server.url("img/1.png"), server.url("img/2.png")])
     batch = batch.append_column("reject_stage", pa.array(["read", None], pa.string()))
     before = len(server.state.paths)
     out = {r["key"]: r for r in FetchStage(local_config(*OPEN))(batch).to_pylist()}
@@ -80,7 +74,7 @@ def test_a_batch_whose_every_url_fails_still_reaches_the_writer(server, local_co
     from finecap.stages.write import PieceWriter
 
     config = local_config(*OPEN, **{"output.uri": str(tmp_path / "out")})
-    batch = _batch([server.url("status404/1"), server.url("status500/2")])
+    batch = url_batch([server.url("status404/1"), server.url("status500/2")])
     for column in ("source", "alt_text", "image_path"):
         batch = batch.append_column(column, pa.nulls(2, pa.string()))
     rows = FilterStage(config)(PrepareStage(config)(FetchStage(config)(batch)))

@@ -1,6 +1,7 @@
 import io
 
 import pyarrow as pa
+import pytest
 from PIL import Image
 
 from finecap.stages.prepare import PrepareStage
@@ -44,3 +45,32 @@ def test_rows_rejected_upstream_pass_through_untouched(local_config):
     out = {r["key"]: r for r in stage(batch).to_pylist()}
     assert out["k0"]["reject_stage"] == "read" and out["k0"]["width"] is None
     assert out["k1"]["reject_stage"] is None and out["k1"]["width"] == 64
+
+
+def _encoded(fmt: str, **kwargs) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), (30, 120, 200)).save(out, format=fmt, **kwargs)
+    return out.getvalue()
+
+
+def test_allowed_formats_come_from_the_config(local_config):
+    blobs = [_encoded("PNG"), _encoded("JPEG"), _encoded("GIF")]
+    default = PrepareStage(local_config())(_batch(blobs)).column("reject_reason").to_pylist()
+    assert default == [None, None, None]
+    only_png = PrepareStage(local_config("prepare.allowed_formats=[png]"))(_batch(blobs)).to_pylist()
+    assert [r["reject_reason"] for r in only_png] == [None, "format_not_allowed", "format_not_allowed"]
+    assert "JPEG is not in prepare.allowed_formats" in only_png[1]["reject_detail"]
+
+
+def test_allowed_formats_are_checked_at_load(local_config):
+    from finecap.config import ConfigError
+
+    assert local_config("prepare.allowed_formats=[jpeg, Png]").prepare.allowed_formats == ["JPEG", "PNG"]
+    with pytest.raises(ConfigError, match=r"^prepare.allowed_formats: unknown image format 'JPG' \(Pillow opens: "):
+        local_config("prepare.allowed_formats=[JPG]")
+    with pytest.raises(ConfigError, match=r"^prepare.allowed_formats: EPS is never allowed"):
+        local_config("prepare.allowed_formats=[JPEG, eps]")
+    with pytest.raises(ConfigError, match=r"^prepare.allowed_formats: at least one format"):
+        local_config("prepare.allowed_formats=[]")
+    with pytest.raises(ConfigError, match=r"^prepare.max_pixels: must be <= 178956970"):
+        local_config("prepare.max_pixels=200000000")

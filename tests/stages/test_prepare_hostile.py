@@ -76,6 +76,14 @@ def _corrupt_exif_jpeg() -> bytes:
     return data[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + data[2:]
 
 
+# A minimal EPS file: Pillow would parse it and render it with Ghostscript; prepare never opens it.
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 48 36\n%%EndComments\nnewpath 0 0 moveto 48 36 lineto stroke\n"
+
+
+def _mpo() -> bytes:
+    return _save(_pattern(), "MPO", save_all=True, append_images=[_pattern().rotate(90)])
+
+
 KEEP = "kept"
 # name -> (bytes, expected): expected is "kept" or (stage, reason).
 CASES = {
@@ -103,6 +111,11 @@ CASES = {
     "lossless_webp": (_save(_pattern(), "WEBP", lossless=True), KEEP),
     "progressive_jpeg": (_save(_pattern(), "JPEG", progressive=True), KEEP),
     "bmp": (_save(_pattern(), "BMP"), KEEP),
+    "tiff": (_save(_pattern(), "TIFF"), KEEP),
+    "mpo": (_mpo(), KEEP),
+    "eps": (EPS, ("prepare", "format_not_allowed")),
+    "ico": (_save(_pattern((64, 64)), "ICO"), ("prepare", "decode_error")),  # Pillow reads it; not allowed
+    "tga": (_save(_pattern(), "TGA"), ("prepare", "decode_error")),
     "exif_rotated_jpeg": (_exif_rotated(), KEEP),
     "corrupt_exif_jpeg": (_corrupt_exif_jpeg(), KEEP),
     "one_pixel": (_save(Image.new("RGB", (1, 1), (90, 90, 90)), "PNG"), ("filter", "too_small")),
