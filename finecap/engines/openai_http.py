@@ -1,29 +1,36 @@
 """An OpenAI-compatible HTTP endpoint (`vllm serve` replicas, or any compatible server).
 
-Requests go out concurrently (bounded), each with a timeout, and are retried with backoff on
-the next replica when a replica fails; a replica that keeps failing is skipped for a while. A
-request that fails on every try becomes a `Generation` with `error` set, which the caption
-stage turns into a reject row: a dead server never hangs the run.
+Requests go out concurrently (bounded). Each attempt has a wall-clock deadline (`timeout_s`, for
+connect, headers and body together) and a body cap (`max_response_bytes`), enforced at the socket
+(http_deadline.py). A failed attempt is retried with backoff on the next replica; a replica that
+keeps failing is skipped for a while. A missed deadline is retried (the replica may be busy), a
+body over the cap is not (a server that floods is broken, and retrying costs more of the same).
+So one request costs at most (retries + 1) x timeout_s plus the backoff, and a request that fails
+on every try becomes a `Generation` with `error` set, which the caption stage turns into a reject
+row: neither a dead nor a dripping server hangs the run.
 """
 
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import itertools
+import json
 import logging
 import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import requests
 from PIL import Image
 
 from finecap.config import OpenAIEndpointConfig
 from finecap.engines.base import Generation, SamplingSpec, VisionLanguageEngine
+from finecap.engines.http_deadline import DeadlineExceeded, ResponseTooLarge, post
 from finecap.models.registry import resolve_model
 from finecap.models.revision import model_revision
+from finecap.redact import redact_text
 
 log = logging.getLogger(__name__)
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -82,7 +89,6 @@ class OpenAIEngine(VisionLanguageEngine):
         self.revision = model_revision(resolve_model(model))
         self.replicas = _Replicas(config.base_urls)
         self.api_key = os.environ.get(config.api_key_env, "") if config.api_key_env else ""
-        self._local = threading.local()
         self._pool = ThreadPoolExecutor(config.max_concurrency, thread_name_prefix="openai")
 
     def generate(
@@ -128,22 +134,23 @@ class OpenAIEngine(VisionLanguageEngine):
         return Generation(text="", num_tokens=0, finish_reason=None, error=last)
 
     def _post(self, url: str, body: dict) -> Generation:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        cfg = self.config
         try:
-            response = session.post(f"{url}/chat/completions", json=body, headers=headers,
-                                    timeout=self.config.timeout_s)
-        except requests.RequestException as exc:
+            status, data = post(f"{url}/chat/completions", json.dumps(body).encode(), headers,
+                                cfg.timeout_s, cfg.max_response_bytes)
+        except DeadlineExceeded as exc:
+            raise _RequestFailed(f"deadline: {exc} (openai.timeout_s)", retryable=True) from None
+        except ResponseTooLarge as exc:
+            raise _RequestFailed(f"response {exc}: over openai.max_response_bytes={cfg.max_response_bytes}",
+                                 retryable=False) from None
+        except (OSError, http.client.HTTPException) as exc:
             raise _RequestFailed(f"{type(exc).__name__}: {exc}", retryable=True) from None
-        if response.status_code != 200:
-            raise _RequestFailed(
-                f"HTTP {response.status_code}: {response.text[:200]}",
-                retryable=response.status_code in _RETRYABLE_STATUS,
-            )
+        if status != 200:
+            text = redact_text(data[:200].decode("utf-8", "replace"))
+            raise _RequestFailed(f"HTTP {status}: {text}", retryable=status in _RETRYABLE_STATUS)
         try:
-            payload = response.json()
+            payload = json.loads(data)
             choice = payload["choices"][0]
             text = choice["message"]["content"] or ""
         except (ValueError, KeyError, IndexError, TypeError) as exc:

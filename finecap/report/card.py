@@ -17,6 +17,7 @@ from datasets.info import DatasetInfo, DatasetInfosDict
 from huggingface_hub import DatasetCardData
 
 from finecap import storage
+from finecap.redact import public_uri
 from finecap.schema import load_schema
 
 SIZE_CATEGORIES = (
@@ -110,7 +111,7 @@ Regions by origin:
 
 - Built with finecap {_md(", ".join(prov["finecap_versions"]))}, schema {_md(", ".join(prov["schema_versions"]))}
 - Pipeline config hash: `{_md(", ".join(prov["config_hashes"]))}` (every row's `provenance.config_hash`)
-- Source: `{_md(", ".join(prov["sources"]))}`
+- Source: `{_md(", ".join(map(public_uri, prov["sources"])))}`
 
 Models:
 

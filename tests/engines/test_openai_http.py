@@ -1,7 +1,13 @@
-"""The openai engine against a real `vllm serve` on 127.0.0.1 (no fakes)."""
+"""The openai engine against a real `vllm serve` on 127.0.0.1 (slow), and against hostile loopback
+servers (real sockets) that drip bytes or send huge bodies: every request ends within its deadline."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import re
+import socket
+import threading
 import time
 
 import pyarrow as pa
@@ -15,7 +21,7 @@ from finecap.models.registry import resolve_model
 from finecap.models.revision import model_revision
 from tests.engines.conftest import free_port, stop_server
 
-pytestmark = pytest.mark.slow
+slow = pytest.mark.slow
 SPEC = SamplingSpec(max_tokens=8, temperature=0.0)
 IMAGES = [Image.new("RGB", (96, 64), (50 * i, 100, 150)) for i in range(4)]
 
@@ -24,6 +30,7 @@ def _engine(urls, **kw) -> OpenAIEngine:
     return OpenAIEngine("tiny:vlm-a", OpenAIEndpointConfig(base_urls=urls, timeout_s=30, backoff_s=0.05, **kw))
 
 
+@slow
 def test_generates_through_a_real_server_with_provenance(vllm_server):
     engine = _engine([vllm_server["url"]])
     out = engine.generate(IMAGES, ["Describe this image."] * 4, SPEC)
@@ -31,6 +38,7 @@ def test_generates_through_a_real_server_with_provenance(vllm_server):
     assert engine.revision == model_revision(resolve_model("tiny:vlm-a"))
 
 
+@slow
 def test_a_dead_replica_is_skipped_for_a_live_one(vllm_server):
     dead = f"http://127.0.0.1:{free_port()}/v1"
     engine = _engine([dead, vllm_server["url"]], retries=2)
@@ -38,14 +46,16 @@ def test_a_dead_replica_is_skipped_for_a_live_one(vllm_server):
     assert all(g.error is None for g in out)
 
 
+@slow
 def test_unreachable_endpoint_gives_errors_after_retries_not_a_hang():
     engine = _engine([f"http://127.0.0.1:{free_port()}/v1"], retries=2)
     started = time.monotonic()
     out = engine.generate(IMAGES[:2], ["x"] * 2, SPEC)
     assert time.monotonic() - started < 20
-    assert all(g.error and "ConnectionError" in g.error and g.text == "" for g in out)
+    assert all(g.error and "ConnectionRefusedError" in g.error and g.text == "" for g in out)
 
 
+@slow
 def test_pipeline_builds_the_sample_through_the_server(vllm_server, tmp_path):
     """`finecap build` with an openai captioner on the real embedded Ray, then validate. One of
     the two replicas is dead for the whole run: the live one captions every image."""
@@ -81,6 +91,7 @@ def test_pipeline_builds_the_sample_through_the_server(vllm_server, tmp_path):
     assert [r for r in rejects if r["reason"] == "engine_error"] == []
 
 
+@slow
 def test_server_stopped_mid_run_yields_reject_rows(vllm_server, local_config):
     """Batch 1 is captioned; the server dies; batch 2 becomes caption/engine_error rejects."""
     from finecap.stages.caption import CaptionStage
@@ -108,3 +119,179 @@ def test_server_stopped_mid_run_yields_reject_rows(vllm_server, local_config):
     second = stage(batch("b")).to_pylist()
     assert time.monotonic() - started < 30
     assert [(r["reject_stage"], r["reject_reason"]) for r in second] == [("caption", "engine_error")] * 3
+
+
+# --- hostile loopback servers (real sockets, no model): fast ---------------------------------
+
+HOSTILE = OpenAIEndpointConfig(timeout_s=1.0, retries=1, backoff_s=0.05)
+# A dripping server may cost each attempt its whole deadline: 2 attempts x 1 s + backoff, plus slack
+# for a loaded 2-core machine. The code as it was never returned at all.
+BOUND_S = 8.0
+ANSWER = json.dumps({"choices": [{"message": {"content": "a red square"}, "finish_reason": "stop"}],
+                     "usage": {"completion_tokens": 3}}).encode()
+
+
+class HostileServer:
+    """A TCP server on 127.0.0.1 that reads each request whole, then lets `behaviour(conn, self)`
+    answer it (or not). Counts connections and the bytes the behaviours got out."""
+
+    def __init__(self, behaviour):
+        self.behaviour = behaviour
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+        self.stop = threading.Event()
+        self.connections = 0
+        self.sent = 0
+        self.requests: list[bytes] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        with conn:
+            try:
+                self.requests.append(_read_request(conn))
+                self.behaviour(conn, self)
+            except OSError:
+                pass  # the client gave up on us: what these tests want
+
+    def send(self, conn, data: bytes):
+        conn.sendall(data)
+        self.sent += len(data)
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+
+
+def _read_request(conn) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536) or b""
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head
+
+
+def _drip(server, conn, data: bytes = b"x"):
+    """One byte every 0.1 s until the client hangs up (or the test ends)."""
+    while not server.stop.wait(0.1):
+        server.send(conn, data)
+
+
+def drips_headers(conn, server):
+    server.send(conn, b"HTTP/1.1 200 OK\r\nX-Slow: ")
+    _drip(server, conn)
+
+
+def drips_body(conn, server):
+    server.send(conn, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n")
+    _drip(server, conn, b" ")
+
+
+def sends_endless_1xx(conn, server):
+    while not server.stop.wait(0.05):
+        server.send(conn, b"HTTP/1.1 100 Continue\r\n\r\n")
+
+
+def sends_huge_valid_json(conn, server):
+    """A well-formed answer padded with 64 MiB of whitespace (valid JSON: the old client accepted it)."""
+    pad = 64 << 20
+    server.send(conn, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\n\r\n" % (len(ANSWER) + pad) + ANSWER)
+    chunk = b" " * (1 << 20)
+    for _ in range(pad // len(chunk)):
+        server.send(conn, chunk)
+
+
+def sends_endless_chunks(conn, server):
+    """A chunked body with no declared length that never ends (paced at ~20 MiB/s)."""
+    server.send(conn, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunk = b"%x\r\n%s\r\n" % (1 << 20, b" " * (1 << 20))
+    while not server.stop.wait(0.05):
+        server.send(conn, chunk)
+
+
+def answers(conn, server):
+    server.send(conn, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                      b"Connection: close\r\n\r\n" % len(ANSWER) + ANSWER)
+
+
+def answers_chunked(conn, server):
+    body = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (ANSWER[:10], ANSWER[10:]))
+    server.send(conn, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+                      b"Connection: close\r\n\r\n" + body + b"0\r\n\r\n")
+
+
+@pytest.fixture
+def hostile():
+    servers = []
+
+    def start(behaviour):
+        servers.append(HostileServer(behaviour))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def _fast_engine(urls, config=HOSTILE, **kw) -> OpenAIEngine:
+    config = dataclasses.replace(config, base_urls=urls, **kw)
+    return OpenAIEngine("org/served-model", config)  # not a local model: revision "unknown", no build
+
+
+def _timed(engine, n=1):
+    started = time.monotonic()
+    out = engine.generate(IMAGES[:n], ["Describe this image."] * n, SPEC)
+    return out, time.monotonic() - started
+
+
+@pytest.mark.parametrize("behaviour", [drips_headers, drips_body, sends_endless_1xx])
+def test_a_dripping_server_costs_at_most_retries_times_the_deadline(hostile, behaviour):
+    server = hostile(behaviour)
+    out, seconds = _timed(_fast_engine([server.url]), n=2)
+    assert seconds < BOUND_S
+    assert all(g.error and "deadline" in g.error and g.text == "" for g in out), out
+    assert server.connections == 4  # 2 requests x (1 try + 1 retry): the deadline is retried
+
+
+@pytest.mark.parametrize("behaviour", [sends_huge_valid_json, sends_endless_chunks])
+def test_a_huge_body_stops_at_the_cap_and_is_not_retried(hostile, behaviour):
+    server = hostile(behaviour)
+    out, seconds = _timed(_fast_engine([server.url], max_response_bytes=1 << 20))
+    assert seconds < BOUND_S
+    assert out[0].error and "max_response_bytes" in out[0].error, out
+    assert server.connections == 1  # a server that floods is broken, not busy: no retry
+    assert server.sent < 32 << 20  # the client hung up long before the end
+
+
+def test_the_default_cap_refuses_a_huge_body(hostile):
+    server = hostile(sends_huge_valid_json)
+    out, seconds = _timed(_fast_engine([server.url]))
+    assert out[0].error and "max_response_bytes" in out[0].error, out
+
+
+@pytest.mark.parametrize("behaviour", [answers, answers_chunked])
+def test_a_well_behaved_server_answers_within_the_cap(hostile, behaviour, monkeypatch):
+    monkeypatch.setenv("FINECAP_TEST_KEY", "sk-test-123")
+    server = hostile(behaviour)
+    out, _ = _timed(_fast_engine([server.url], api_key_env="FINECAP_TEST_KEY", max_response_bytes=len(ANSWER)), n=2)
+    assert [(g.text, g.num_tokens, g.finish_reason, g.error) for g in out] == [("a red square", 3, "stop", None)] * 2
+    assert all(b"POST /v1/chat/completions " in r and b"Bearer sk-test-123" in r for r in server.requests)
+
+
+def test_a_dripping_replica_gives_way_to_a_live_one(hostile):
+    slow, live = hostile(drips_headers), hostile(answers)
+    out, seconds = _timed(_fast_engine([slow.url, live.url], retries=2), n=4)
+    assert all(g.error is None and g.text == "a red square" for g in out), out
+    assert seconds < BOUND_S
