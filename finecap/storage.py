@@ -3,12 +3,19 @@
 Shards are committed by writing whole files and the manifest last; on local disks a file is
 written beside its final name and renamed (atomic), on object stores a single PUT is already
 all-or-nothing.
+
+The conditional primitives at the end (create_exclusive, read_versioned, replace_if, remove_if)
+are what the output lock (runtime/lock.py) is built on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
 import posixpath
+import time
 import uuid
 
 import fsspec
@@ -85,6 +92,14 @@ def list_files(uri: str, suffix: str = "") -> list[str]:
     return [_unstrip(protocol, p, uri) for p in names]
 
 
+def list_names(uri: str) -> list[str]:
+    """Names of the entries (files and folders) directly under `uri`, sorted; [] if it is absent."""
+    fs, path = _fresh(uri)
+    if not fs.exists(path) or not fs.isdir(path):
+        return []
+    return sorted(posixpath.basename(e.rstrip("/")) for e in fs.ls(path, detail=False))
+
+
 def remove(uri: str, recursive: bool = False) -> None:
     fs, path = _fresh(uri)
     if fs.exists(path):
@@ -95,3 +110,130 @@ def _unstrip(protocol: str, path: str, like: str) -> str:
     if "://" in like and "://" not in path:
         return f"{protocol}://{path}"
     return path
+
+
+# --- conditional writes: compare-and-swap on one small file ---
+#
+# Local disks: create is a hard link of a fully written temp file (atomic, fails if the name
+# exists); replace and remove re-check the file's content hash while holding flock() on the
+# folder, which the kernel drops when the holder dies (no stale guard to clean up).
+# S3 (s3fs): conditional PUT, `If-None-Match: *` to create and `If-Match: ETAG` to replace, atomic
+# on the store (s3fs 2026.9 and moto 5.2.5 both pass them through). Other fsspec stores: write,
+# wait SETTLE_S, read back and compare: a weaker guarantee (two writers inside the settle window can
+# both believe they won), documented in runtime/lock.py.
+SETTLE_S = 2.0
+
+
+def _s3(fs) -> bool:
+    return "s3" in (fs.protocol if isinstance(fs.protocol, (list, tuple)) else (fs.protocol,))
+
+
+def create_exclusive(uri: str, data: bytes) -> str | None:
+    """Write `uri` only if it does not exist; its version token if this call created it, else None."""
+    fs, path = _fresh(uri)
+    if isinstance(fs, LocalFileSystem):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)  # never shows a half-written file, unlike O_EXCL then write
+            return hashlib.sha256(data).hexdigest()
+        except FileExistsError:
+            return None
+        finally:
+            os.unlink(tmp)
+    if _s3(fs):
+        try:
+            answer = fs.pipe_file(path, data, mode="create")
+        except FileExistsError:
+            return None
+        if isinstance(answer, dict) and answer.get("ETag"):
+            return answer["ETag"]
+        current = read_versioned(uri)
+        return current[1] if current and current[0] == data else None
+    if fs.exists(path):
+        return None
+    return hashlib.sha256(data).hexdigest() if _write_and_confirm(fs, path, data) else None
+
+
+def read_versioned(uri: str) -> tuple[bytes, str] | None:
+    """The file's bytes and a token that changes with every write; None if it does not exist."""
+    fs, path = _fresh(uri)
+    try:
+        if _s3(fs):
+            etag = fs.info(path)["ETag"]
+            return fs.cat_file(path), etag
+        data = fs.cat_file(path)
+    except FileNotFoundError:
+        return None
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def replace_if(uri: str, data: bytes, token: str) -> str | None:
+    """Overwrite `uri` only if it still holds the version `token`; the new token, or None."""
+    fs, path = _fresh(uri)
+    if isinstance(fs, LocalFileSystem):
+        with _folder_locked(path):
+            current = read_versioned(path)
+            if current is None or current[1] != token:
+                return None
+            write_bytes(path, data)
+        return hashlib.sha256(data).hexdigest()
+    if _s3(fs):
+        try:
+            answer = fs.pipe_file(path, data, IfMatch=token)
+        except OSError:
+            return None  # 412 precondition failed, 404 gone, 409 a concurrent conditional write won
+        if isinstance(answer, dict) and answer.get("ETag"):
+            return answer["ETag"]
+        current = read_versioned(uri)
+        return current[1] if current and current[0] == data else None
+    current = read_versioned(uri)
+    if current is None or current[1] != token:
+        return None
+    return hashlib.sha256(data).hexdigest() if _write_and_confirm(fs, path, data) else None
+
+
+def remove_if(uri: str, token: str) -> bool:
+    """Delete `uri` only if it still holds the version `token`.
+
+    On object stores the check and the delete are two requests: another writer can only slip in
+    between if it was allowed to replace this version, which the lock rules out while the holder's
+    lease is fresh.
+    """
+    fs, path = _fresh(uri)
+    if isinstance(fs, LocalFileSystem):
+        with _folder_locked(path):
+            current = read_versioned(path)
+            if current is None or current[1] != token:
+                return False
+            os.unlink(path)
+            return True
+    current = read_versioned(uri)
+    if current is None or current[1] != token:
+        return False
+    fs.rm(path)
+    return True
+
+
+@contextlib.contextmanager
+def _folder_locked(path: str):
+    fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the flock
+
+
+def _write_and_confirm(fs, path: str, data: bytes) -> bool:
+    fs.pipe_file(path, data)
+    time.sleep(SETTLE_S)
+    fs.invalidate_cache(path)
+    try:
+        return fs.cat_file(path) == data
+    except FileNotFoundError:
+        return False

@@ -51,7 +51,8 @@ def s3_env():
             mp.setenv(key, value)
         mp.delenv("AWS_PROFILE", raising=False)
         s3fs.S3FileSystem.clear_instance_cache()  # no instance built before these variables
-        s3fs.S3FileSystem().mkdir(BUCKET)
+        # moto keeps buckets per process: a module that reuses this fixture finds it made already
+        s3fs.S3FileSystem().makedirs(BUCKET, exist_ok=True)
         yield env
         s3fs.S3FileSystem.clear_instance_cache()
     server.stop()

@@ -45,6 +45,7 @@ from finecap.dedup.decide import (
 from finecap.dedup.hashes import stable_partition
 from finecap.dedup.shards import DedupError, apply_to_shard
 from finecap.runtime.commit import committed_manifests, data_uri
+from finecap.runtime.lock import LockHeld, OutputLock, output_lock
 
 DEDUP_DIR = "_dedup"
 
@@ -93,7 +94,16 @@ class DedupSummary:
 
 
 def run_dedup(config: PipelineConfig, planned_shards: list[str] | None = None) -> DedupSummary:
-    """Remove duplicates across the committed output of `config` (every planned shard committed)."""
+    """Remove duplicates across the committed output of `config` (every planned shard committed),
+    holding the output's lock (runtime/lock.py) as a build does: it rewrites committed shards."""
+    try:
+        with output_lock(config.output.uri, config.run, "dedup") as lock:
+            return _run_locked(config, planned_shards, lock)
+    except LockHeld as exc:
+        raise DedupError(str(exc)) from None
+
+
+def _run_locked(config: PipelineConfig, planned_shards: list[str] | None, lock: OutputLock) -> DedupSummary:
     started = time.perf_counter()
     cfg, output = config.dedup, config.output.uri
     summary = DedupSummary(output)
@@ -124,6 +134,7 @@ def run_dedup(config: PipelineConfig, planned_shards: list[str] | None = None) -
         elif not storage.exists(job.work):
             raise DedupError(f"{job.work} is missing but {state_uri} says its decisions exist; "
                              "rebuild with --no-resume")
+        lock.check()  # the rewrite below must not race a driver that took the output over
         results = run_all(apply_partition, [(job, p) for p in range(partitions)])
     for result in results:
         summary.exact += result["exact"]

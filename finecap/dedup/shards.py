@@ -1,10 +1,13 @@
 """Apply duplicate decisions to one committed shard: losers move from data to rejects.
 
-The rewrite follows the commit rules (finecap/runtime/commit.py): data and rejects are written
-whole, the manifest last, and the manifest records which dedup run it reflects. It is
-idempotent: losers are removed from data (a no-op if already gone) and their `dedup` reject rows
-are rebuilt from the decisions, so a rerun after a crash at any point ends in the same files
-and never counts a row twice.
+The rewrite follows the commit rules (finecap/runtime/commit.py): files are written whole, the
+manifest last, and the manifest records which dedup run it reflects. Rejects are written before
+data, so a kill between the two writes leaves every loser in both files (a row counted twice
+until the rerun, never a row lost; the manifest still has the old counts, so `finecap validate`
+flags the shard); written the other way round, the losers would be in neither file and the
+rerun could not find them. It is idempotent: losers are removed from data (a no-op if already
+gone) and their `dedup` reject rows are rebuilt from the decisions, so a rerun after a crash at
+any point ends in the same files and counts every row exactly once.
 """
 
 from __future__ import annotations
@@ -57,8 +60,8 @@ def apply_to_shard(output: str, shard_id: str, decisions: dict[str, dict], run_i
     kept = data.filter(pc.invert(in_data))
     new_rejects = pa.concat_tables([conform(rejects.filter(pc.invert(ours)), schema.rejects_arrow), moved])
     new_rejects = new_rejects.take(pc.sort_indices(new_rejects, [("key", "ascending")]))
+    _write(rejects_uri(output, shard_id), new_rejects, compression)  # first: see the module docstring
     _write(data_uri(output, shard_id), conform(kept, schema.arrow), compression)
-    _write(rejects_uri(output, shard_id), new_rejects, compression)
     reasons = Counter(f"{s}/{r}" for s, r in zip(new_rejects.column("stage").to_pylist(),
                                                    new_rejects.column("reason").to_pylist(), strict=True))
     manifest.update(

@@ -3,12 +3,15 @@
 Exactly-once rests on three rules: final files are named after the input shard (a rerun
 overwrites, never adds); every file is written whole before the manifest; the manifest, written
 last, is the commit marker that resume and validation trust. Pieces are merged by key, first
-piece wins, so a row staged twice by a retried task is written once.
+piece wins, so a row staged twice by a retried task is written once. A shard reads only pieces
+its own run staged (`_staging/RUN/SHARD/`), and a piece reported after its shard committed is
+dropped (`route_piece`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,7 +22,9 @@ import pyarrow.parquet as pq
 
 from finecap import storage
 from finecap.schema import load_schema
-from finecap.stages.write import read_piece, staging_dir, where
+from finecap.stages.write import ADHOC_RUN, STAGING, read_piece, staging_dir, where
+
+log = logging.getLogger(__name__)
 
 
 class CommitError(RuntimeError):
@@ -32,11 +37,16 @@ class ShardProgress:
 
     shard_id: str
     rows_in: int
+    run_id: str = ADHOC_RUN  # the staging id of the run that owns this shard's pieces
     keys: set = field(default_factory=set)
     pieces: list = field(default_factory=list)  # piece rows (dicts) in arrival order
     seconds: Counter = field(default_factory=Counter)
 
     def add(self, piece: dict) -> None:
+        ours = f"{STAGING}/{self.run_id}/{self.shard_id}/"
+        if not all(ours in piece[name].replace("\\", "/") for name in ("data_file", "rejects_file")):
+            log.warning("%s: ignoring a piece staged outside this run's folder: %s", self.shard_id, piece["data_file"])
+            return
         new_keys = set(piece["keys"]) - self.keys
         if not new_keys:
             return  # a duplicate report of rows already staged: ignore the whole piece
@@ -47,6 +57,22 @@ class ShardProgress:
     @property
     def complete(self) -> bool:
         return len(self.keys) >= self.rows_in
+
+
+def route_piece(progress: dict[str, ShardProgress], piece: dict) -> ShardProgress | None:
+    """Add a reported piece to its shard; return the shard (removed from `progress`) once complete.
+
+    A piece of a shard not in `progress` is ignored: its shard already committed (a retried task
+    reported rows again after the first report completed it) or this run never planned it.
+    """
+    shard = progress.get(piece["shard"])
+    if shard is None:
+        return None
+    shard.add(piece)
+    if not shard.complete:
+        return None
+    del progress[shard.shard_id]
+    return shard
 
 
 def data_uri(output: str, shard_id: str) -> str:
@@ -96,7 +122,7 @@ def commit_shard(output: str, progress: ShardProgress, run_facts: dict, compress
         **run_facts,
     }
     storage.write_bytes(manifest_uri(output, progress.shard_id), json.dumps(manifest, indent=2).encode())
-    storage.remove(staging_dir(output, progress.shard_id), recursive=True)
+    storage.remove(staging_dir(output, progress.shard_id, progress.run_id), recursive=True)
     return manifest
 
 

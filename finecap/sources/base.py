@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import Counter
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -37,6 +38,30 @@ class ShardSpec:
 
     def to_row(self) -> dict:
         return {"shard_id": self.shard_id, "num_rows": self.num_rows, "items": list(self.items)}
+
+
+def reject_repeated_keys(rows: dict[str, list]) -> None:
+    """Turn every repeat of a key within one shard (columns as lists) into a reject, in place.
+
+    Keys are the unit of accounting: a shard whose keys repeat could never count all its rows in,
+    so it would never commit. The first occurrence stays as it is; a later one keeps its url and
+    becomes a `read/duplicate_key` reject under the key `KEY#N` (N: which occurrence, 2 for the
+    second; bumped past any key the shard already has), so reject keys stay unique too.
+    """
+    taken = set(rows["key"])
+    seen: Counter = Counter()
+    for i, key in enumerate(rows["key"]):
+        seen[key] += 1
+        if seen[key] == 1:
+            continue
+        n = seen[key]
+        while f"{key}#{n}" in taken:
+            n += 1
+        rows["key"][i] = f"{key}#{n}"
+        taken.add(rows["key"][i])
+        rows["image_bytes"][i] = None
+        rows["reject_stage"][i], rows["reject_reason"][i] = "read", "duplicate_key"
+        rows["reject_detail"][i] = f"key {key!r} repeats in this shard (occurrence {seen[key]}); the first is kept"
 
 
 def shard_name(index: int) -> str:

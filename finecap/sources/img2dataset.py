@@ -4,7 +4,9 @@ Parquet output (`NNNNN.parquet` with the image bytes in a `jpg`/`png`/`webp` col
 input row: rows img2dataset could not download become rejects with stage `fetch` and the reason
 from its `status` / `error_message`. Webdataset output (`NNNNN.tar`) holds only the downloaded
 samples (`KEY.jpg`, `KEY.txt`, `KEY.json`); those are the rows. Keys are img2dataset's own
-(unique within one crawl), so a rebuild of the same folder gives the same keys.
+(unique within one crawl), so a rebuild of the same folder gives the same keys. A key that
+repeats inside a shard anyway (a tar written twice into, a merged crawl) is kept once; the
+repeats become `read/duplicate_key` rejects keyed `KEY#N` (sources/base.py).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from finecap.fetch.reasons import classify
-from finecap.sources.base import SOURCE_SCHEMA, ShardSpec, Source
+from finecap.sources.base import SOURCE_SCHEMA, ShardSpec, Source, reject_repeated_keys
 from finecap.sources.segments import list_inputs, plan_segments
 from finecap.sources.tables import parquet_range
 from finecap.typed_config import ConfigError
@@ -49,6 +51,7 @@ class Img2DatasetSource(Source):
                                reject_detail=f"image is over prepare.max_bytes={self.config.prepare.max_bytes}")
                 for name in SOURCE_SCHEMA.names:
                     rows[name].append(row.get(name))
+        reject_repeated_keys(rows)
         n = len(rows["key"])
         rows["shard"] = [spec.shard_id] * n
         rows["source"] = [self.config.source.uri] * n

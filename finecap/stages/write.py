@@ -4,7 +4,8 @@ A batch can hold rows of several shards and a shard's rows arrive in several bat
 stage writes each (batch, shard) piece to a uniquely named staging file and returns one small
 row per piece: which shard, which files, which keys. The driver commits a shard (runtime/commit.py)
 once the keys of all its input rows have arrived. A retried task leaves orphan pieces nobody
-reports; the commit ignores them, so nothing is doubled.
+reports; the commit ignores them, so nothing is doubled. Each run stages under its own folder
+(`_staging/RUN/SHARD/`, RUN the id of its output lock), so a run never reads or deletes another's.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pyarrow.compute as pc
 
 from finecap import __version__, storage
 from finecap.config import PipelineConfig
+from finecap.redact import public_uri, redact_text
 from finecap.schema import conform, load_schema
 from finecap.stages.base import ensure_reject_columns
 
@@ -34,15 +36,26 @@ PIECE_SCHEMA = pa.schema(
 )
 
 
-def staging_dir(output_uri: str, shard: str) -> str:
-    return storage.join(output_uri, "_staging", shard)
+STAGING = "_staging"
+# The staging id of pieces written outside a locked build (tests, benchmarks); a build stages
+# under its lock's owner id, so a run only ever reads and deletes its own pieces.
+ADHOC_RUN = "adhoc"
+
+
+def run_staging_dir(output_uri: str, run_id: str) -> str:
+    return storage.join(output_uri, STAGING, run_id)
+
+
+def staging_dir(output_uri: str, shard: str, run_id: str = ADHOC_RUN) -> str:
+    return storage.join(run_staging_dir(output_uri, run_id), shard)
 
 
 class PieceWriter:
-    """Stages one batch's rows; a plain callable (Ray runs it as a task)."""
+    """Stages one batch's rows under `_staging/RUN/SHARD/`; a plain callable (Ray runs it as a task)."""
 
-    def __init__(self, config: PipelineConfig, config_hash: str):
+    def __init__(self, config: PipelineConfig, config_hash: str, run_id: str = ADHOC_RUN):
         self.output = config.output.uri
+        self.run_id = run_id
         self.schema = load_schema()
         self.provenance = {
             "finecap_version": __version__,
@@ -62,7 +75,7 @@ class PieceWriter:
         rejected_mask = pc.is_valid(rows.column("reject_stage"))
         kept, rejected = where(rows, pc.invert(rejected_mask)), rows.filter(rejected_mask)
         piece = uuid.uuid4().hex
-        base = staging_dir(self.output, shard)
+        base = staging_dir(self.output, shard, self.run_id)
         data_file = storage.join(base, f"{piece}.data.arrow")
         rejects_file = storage.join(base, f"{piece}.rejects.arrow")
         write_piece(data_file, self.data_rows(kept, shard))
@@ -91,7 +104,7 @@ class PieceWriter:
         columns = {
             "key": kept.column("key"),
             "url": kept.column("url"),
-            "source": kept.column("source"),
+            "source": pa.array([public_uri(u) for u in kept.column("source").to_pylist()], pa.string()),
             "alt_text": kept.column("alt_text"),
             "image": image,
             "captions": kept.column("captions") if "captions" in kept.column_names else [[]] * n,
@@ -144,11 +157,11 @@ def reject_rows(rejected: pa.Table) -> pa.Table:
         {
             "key": rejected.column("key"),
             "url": rejected.column("url"),
-            "source": rejected.column("source"),
+            "source": pa.array([public_uri(u) for u in rejected.column("source").to_pylist()], pa.string()),
             "shard": rejected.column("shard"),
             "stage": rejected.column("reject_stage"),
             "reason": rejected.column("reject_reason"),
-            "detail": rejected.column("reject_detail"),
+            "detail": pa.array([redact_text(d) for d in rejected.column("reject_detail").to_pylist()], pa.string()),
         }
     )
     return conform(table, schema)

@@ -7,6 +7,7 @@ import pytest
 from finecap import storage
 from finecap.dedup import DedupError, run_dedup
 from finecap.dedup import run as dedup_run
+from finecap.dedup import shards as dedup_shards
 from finecap.validate import validate_output
 from tests.dedup.helpers import DISTINCT, EXACT, NEAR, build_output
 
@@ -88,6 +89,58 @@ def test_a_crash_while_applying_resumes_to_the_same_result(built, tmp_path, monk
     assert (resumed.exact, resumed.near) == (len(EXACT), len(NEAR))
     run_dedup(_with_output(built, clean))
     assert _snapshot(tmp_path / "out") == _snapshot(clean)
+
+
+def _keys_per_shard(out):
+    keys = {}
+    for kind in ("data", "rejects"):
+        for path in sorted((out / kind).glob("*.parquet")):
+            keys.setdefault(path.stem, []).extend(pq.read_table(path, columns=["key"]).column("key").to_pylist())
+    return keys
+
+
+def test_a_kill_between_the_rewrites_two_writes_loses_no_row(built, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    before = {shard: set(keys) for shard, keys in _keys_per_shard(out).items()}
+    clean = tmp_path / "clean"
+    shutil.copytree(out, clean)
+    real, writes = dedup_shards._write, []
+
+    def killed_after_first_write(*args):
+        if writes:
+            raise KeyboardInterrupt("killed between the two writes")  # the process dies here
+        writes.append(args[0])
+        real(*args)
+
+    monkeypatch.setattr(dedup_shards, "_write", killed_after_first_write)
+    with pytest.raises(KeyboardInterrupt):
+        run_dedup(built)
+    assert len(writes) == 1
+    after = _keys_per_shard(out)
+    for shard, keys in before.items():
+        assert keys <= set(after[shard]), f"{shard} lost rows: {sorted(keys - set(after[shard]))}"
+    assert not (out / "_lock.json").exists()  # released on the way out
+    monkeypatch.setattr(dedup_shards, "_write", real)
+    resumed = run_dedup(built)
+    assert (resumed.exact, resumed.near) == (len(EXACT), len(NEAR))
+    report = validate_output(str(out))
+    assert report.ok, report.problems
+    for shard, keys in _keys_per_shard(out).items():
+        assert len(keys) == len(set(keys)) and set(keys) == before[shard]  # every row exactly once
+    run_dedup(_with_output(built, clean))
+    assert _snapshot(out) == _snapshot(clean)
+
+
+def test_dedup_holds_the_output_lock(built, tmp_path):
+    from finecap.runtime.lock import OutputLock
+
+    build = OutputLock(str(tmp_path / "out"), 30.0, 5.0).acquire()
+    try:
+        with pytest.raises(DedupError, match="is being built by"):
+            run_dedup(built)
+    finally:
+        build.release()
+    run_dedup(built)
 
 
 def _with_output(config, out):

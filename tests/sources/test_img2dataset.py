@@ -1,4 +1,5 @@
 import io
+import tarfile
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -72,3 +73,48 @@ def test_a_folder_without_img2dataset_shards_is_a_config_error(tmp_path, local_c
     pq.write_table(pa.table({"url": ["http://example.com/a.jpg"]}), tmp_path / "00000.parquet")
     with pytest.raises(ConfigError, match="not an img2dataset parquet shard"):
         _rows(local_config, tmp_path)
+
+
+def _with_repeated_first_sample(src_tar, dst_tar) -> str:
+    """img2dataset's tar with its first sample's members written again at the end; the key."""
+    with tarfile.open(src_tar) as src, tarfile.open(dst_tar, "w") as dst:
+        members = [m for m in src.getmembers() if m.isfile()]
+        first = members[0].name.split(".", 1)[0]
+        for member in members + [m for m in members if m.name.split(".", 1)[0] == first]:
+            dst.addfile(member, src.extractfile(member))
+    return first
+
+
+def test_a_key_repeated_in_a_shard_becomes_a_duplicate_key_reject(crawl, local_config, tmp_path):
+    tars, parquets = tmp_path / "webdataset", tmp_path / "parquet"
+    tars.mkdir(), parquets.mkdir()
+    key = _with_repeated_first_sample(crawl["root"] / "webdataset" / "00000.tar", tars / "00000.tar")
+    table = pq.read_table(crawl["root"] / "parquet" / "00000.parquet")
+    pq.write_table(pa.concat_tables([table, table.slice(0, 1)]), parquets / "00000.parquet")
+    for folder, first in ((tars, key), (parquets, table.column("key")[0].as_py())):
+        specs, rows = _rows(local_config, folder, "source.shard_size=100")
+        keys = [r["key"] for r in rows]
+        assert len(keys) == len(set(keys)) == sum(s.num_rows for s in specs)
+        repeat = rows[-1]
+        assert (repeat["key"], repeat["reject_stage"], repeat["reject_reason"]) == (f"{first}#2", "read", "duplicate_key")
+        assert repeat["image_bytes"] is None and f"{first!r} repeats" in repeat["reject_detail"]
+        kept = next(r for r in rows if r["key"] == first)
+        assert kept["reject_stage"] in (None, "fetch") and repeat["url"] == kept["url"]
+
+
+@pytest.mark.slow
+def test_a_tar_with_a_repeated_key_builds_and_validates(crawl, local_config, tmp_path):
+    from finecap.runtime.runner import run_build
+    from finecap.validate import validate_output
+
+    (tmp_path / "in").mkdir()
+    key = _with_repeated_first_sample(crawl["root"] / "webdataset" / "00000.tar", tmp_path / "in" / "00000.tar")
+    no_models = [f"{s}.enabled=false" for s in ("caption", "phrases", "detect", "ocr", "regions")]
+    config = local_config("source.kind=img2dataset", "source.shard_size=100", "run.num_cpus=2",
+                          "filter.min_short_side=64", *no_models, **{"source.uri": str(tmp_path / "in")})
+    summary = run_build(config)
+    assert summary.shards_committed == 1 and summary.rejects_by_reason.get("read/duplicate_key") == 1
+    report = validate_output(config.output.uri)
+    assert report.ok, report.problems
+    rejects = pq.read_table(f"{config.output.uri}/rejects").to_pylist()
+    assert [r["key"] for r in rejects if r["reason"] == "duplicate_key"] == [f"{key}#2"]
