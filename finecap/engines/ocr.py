@@ -6,12 +6,22 @@ model offline. Two rapidocr pitfalls are handled here: every setting goes to the
 all later calls), and images go in as PIL RGB (a 3-channel numpy array is read as BGR).
 onnxruntime's telemetry is switched off before its import: otherwise importing it writes a
 device id and a database under ~/.cache/Microsoft, and runs must leave the user's home alone.
+
+Images more elongated than 8:1 are padded (black, right or bottom) to 4:1 before they reach
+rapidocr. Its detector scales the short side up to `limit_side_len` (736), so its input grows
+with the aspect ratio; measured here: a 1x500 image became a 736x345184 float array (MemoryError
+after 13 s under a 6 GiB limit; without one the kernel killed the process), 500x1 failed inside
+onnxruntime after 18 s, and 2000x1 asked for 3 GB in cv2 (60,000 px wide after rapidocr's
+min-side step). rapidocr letterboxes wide images over 8:1 to 4:1 itself, but only after that
+step, and tall ones never; padded first, the same geometry holds both ways and the detector
+input stays near 4 x 736^2 pixels whatever the image.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import math
 import os
 import unicodedata
 from dataclasses import dataclass
@@ -21,6 +31,9 @@ from pathlib import Path
 from PIL import Image
 
 MODEL_NAME = "PP-OCRv4"
+# rapidocr letterboxes images wider than its `width_height_ratio` (8) to twice that height (4:1).
+PAD_OVER = 8
+PAD_TO = 4
 
 
 @dataclass(frozen=True)
@@ -66,14 +79,27 @@ class RapidOcrEngine:
         self.revision = ocr_revision()
 
     def read(self, image: Image.Image) -> list[TextLine]:
-        result, _elapsed = self._ocr(image.convert("RGB"))  # no keywords: see the module doc
+        width, height = image.size
+        result, _elapsed = self._ocr(pad_to_aspect(image.convert("RGB")))  # no keywords: see the module doc
         lines = []
         for quad, text, score in result or []:
             text = unicodedata.normalize("NFKC", str(text)).strip()
             if text:
-                points = tuple((float(x), float(y)) for x, y in quad)
+                points = tuple((min(max(float(x), 0.0), width), min(max(float(y), 0.0), height)) for x, y in quad)
                 lines.append(TextLine(points, text, float(score)))
         return lines
+
+
+def pad_to_aspect(image: Image.Image, over: float = PAD_OVER, to: float = PAD_TO) -> Image.Image:
+    """An image more than `over` times longer than wide (or the reverse) on a black canvas
+    extended right or down to `to`:1; pixel coordinates of the image are unchanged."""
+    width, height = image.size
+    if max(width, height) <= over * min(width, height):
+        return image
+    size = (max(width, math.ceil(height / to)), max(height, math.ceil(width / to)))
+    canvas = Image.new("RGB", size, (0, 0, 0))
+    canvas.paste(image, (0, 0))
+    return canvas
 
 
 def ocr_revision() -> str:

@@ -30,4 +30,30 @@ def pipeline_stages(config: PipelineConfig) -> list[tuple[type[Stage], dict]]:
     return stages
 
 
-__all__ = ["Stage", "pipeline_stages"]
+def stage_models(config: PipelineConfig) -> list[dict]:
+    """The models the enabled stages use, in pipeline order: stage, name, model (and prompt_id)."""
+    models: list[dict] = []
+    if config.caption.enabled:
+        models += [{"stage": "caption", "name": c.name, "model": c.model, "prompt_id": c.prompt}
+                   for c in config.caption.captioners]
+    if config.detect.enabled:
+        models.append({"stage": "detect", "name": "detector", "model": config.detect.model})
+    if config.ocr.enabled:
+        models.append({"stage": "ocr", "name": "ocr", "model": "PP-OCRv4 (rapidocr-onnxruntime)"})
+    if config.regions.enabled and config.regions.captioner:
+        c = config.regions.captioner
+        models.append({"stage": "regions", "name": c.name, "model": c.model, "prompt_id": c.prompt})
+    return models
+
+
+def stage_model(config: PipelineConfig, stage_cls: type[Stage], kwargs: dict) -> str | None:
+    """The model one stage worker loads (None for stages without one)."""
+    if stage_cls is PhrasesStage:
+        return config.phrases.spacy_model
+    for entry in stage_models(config):
+        if entry["stage"] == stage_cls.name and kwargs.get("captioner", entry["name"]) == entry["name"]:
+            return entry["model"]
+    return None
+
+
+__all__ = ["Stage", "pipeline_stages", "stage_model", "stage_models"]

@@ -97,3 +97,13 @@ class RejectMarks:
         batch = set_column(batch, "reject_stage", pa.array(stages, pa.string()))
         batch = set_column(batch, "reject_reason", pa.array(self.reasons, pa.string()))
         return set_column(batch, "reject_detail", pa.array(self.details, pa.string()))
+
+
+def mark_rejected(batch: pa.Table, stage: str, reason: str, detail: str) -> pa.Table:
+    """Reject every row not rejected yet with one reason (the runtime's isolation verdicts)."""
+    batch = ensure_reject_columns(batch)
+    fresh = pc.is_null(batch.column("reject_stage"))
+    for name, value in (("reject_stage", stage), ("reject_reason", reason), ("reject_detail", detail[:2000])):
+        values = pc.if_else(fresh, pa.scalar(value, pa.string()), batch.column(name).cast(pa.string()))
+        batch = set_column(batch, name, values)
+    return batch

@@ -10,8 +10,6 @@ captioner rejects rows left with no usable caption, naming the failure.
 
 from __future__ import annotations
 
-import io
-
 import pyarrow as pa
 from PIL import Image
 
@@ -22,6 +20,7 @@ from finecap.prompts import load_prompt
 from finecap.stages.base import RejectMarks, Stage, set_column
 from finecap.stages.caption_assign import assigned_captioners
 from finecap.stages.caption_hygiene import clean_caption, degenerate_reason
+from finecap.stages.images import decode_rows
 
 CAPTION_TYPE = pa.struct(
     [
@@ -34,7 +33,7 @@ CAPTION_TYPE = pa.struct(
 )
 # Working columns carried between captioner stages (not written to the dataset).
 TRIED = "_caption_tried"  # captioners that attempted the row
-FAILED = "_caption_failed"  # open failures, "captioner: reason", cleared when a retry succeeds
+FAILED = "_caption_failed"  # open failures, "captioner: reason[: error]", cleared when a retry succeeds
 
 
 class CaptionStage(Stage):
@@ -74,9 +73,10 @@ class CaptionStage(Stage):
         captions = _column(batch, "captions", n)
         tried = _column(batch, TRIED, n)
         failed = _column(batch, FAILED, n)
-        rows = [i for i in range(n) if self._takes(keys[i], tried[i], failed[i])]
-        generations = self._generate(batch, rows)
         marks = RejectMarks(self.name, n)
+        rows = [i for i in range(n) if self._takes(keys[i], tried[i], failed[i])]
+        rows, images = decode_rows(batch, "model_image", rows, self.config.prepare.max_pixels, marks)
+        generations = self._generate(images)
         for row, gen in zip(rows, generations, strict=True):
             tried[row] = tried[row] + [self.captioner.name]
             text = clean_caption(gen.text)
@@ -85,25 +85,25 @@ class CaptionStage(Stage):
                 captions[row] = captions[row] + [self._caption(text, gen)]
                 failed[row] = failed[row][1:]  # a retry that succeeded closes one open failure
                 continue
-            failed[row] = failed[row] + [f"{self.captioner.name}: {reason}"]
+            # "captioner: reason", plus the engine's message, so the reject says why (e.g. HTTP 500).
+            error = f": {gen.error[:300]}" if gen.error else ""
+            failed[row] = failed[row] + [f"{self.captioner.name}: {reason}{error}"]
             detail = f"{self.captioner.name}: {gen.error or text[:300]!r}"
             if self.config.caption.hygiene.on_degenerate == "reject":
                 marks.reject(row, reason, detail)
         if self.is_last:
             for row in range(n):
                 if not captions[row] and not marks.is_rejected(row):
-                    reason = failed[row][-1].split(": ", 1)[1] if failed[row] else "no_caption"
+                    reason = failed[row][-1].split(": ", 2)[1] if failed[row] else "no_caption"
                     marks.reject(row, reason, "; ".join(failed[row]) or "no captioner was assigned")
         batch = set_column(batch, "captions", pa.array(captions, pa.list_(CAPTION_TYPE)))
         batch = set_column(batch, TRIED, pa.array(tried, pa.list_(pa.string())))
         batch = set_column(batch, FAILED, pa.array(failed, pa.list_(pa.string())))
         return marks.apply(batch)
 
-    def _generate(self, batch: pa.Table, rows: list[int]) -> list[Generation]:
-        if not rows:
+    def _generate(self, images: list[Image.Image]) -> list[Generation]:
+        if not images:
             return []
-        blobs = batch.column("model_image").take(rows).to_pylist()
-        images = [Image.open(io.BytesIO(b)).convert("RGB") for b in blobs]
         spec = SamplingSpec(
             max_tokens=self.captioner.max_tokens,
             temperature=self.captioner.temperature,

@@ -10,17 +10,16 @@ without confident boxes simply has no detector regions.
 
 from __future__ import annotations
 
-import io
 from functools import cache
 
 import pyarrow as pa
-from PIL import Image
 
 from finecap.config import PipelineConfig, Resources
 from finecap.engines.detector import GroundingDinoEngine
 from finecap.engines.detector_grounding import select
 from finecap.schema import load_schema
-from finecap.stages.base import Stage, set_column
+from finecap.stages.base import RejectMarks, Stage, set_column
+from finecap.stages.images import decode_rows
 
 
 @cache
@@ -64,15 +63,21 @@ class DetectStage(Stage):
 
     def process(self, batch: pa.Table) -> pa.Table:
         cfg = self.config.detect
-        phrases = [list(p or []) for p in batch.column("phrases").to_pylist()]
+        phrases = [list(p or []) for p in _column(batch, "phrases")]
         regions = existing_regions(batch)
+        marks = RejectMarks(self.name, batch.num_rows)
         rows = [i for i, p in enumerate(phrases) if p]
-        images = [Image.open(io.BytesIO(b)).convert("RGB") for b in batch.column("model_image").take(rows).to_pylist()]
+        rows, images = decode_rows(batch, "model_image", rows, self.config.prepare.max_pixels, marks)
         texts = [[p["phrase"] for p in phrases[i]] for i in rows]
-        found = self.engine.detect(images, texts, cfg.box_threshold, cfg.text_threshold)
+        found = self.engine.detect(images, texts, cfg.box_threshold, cfg.text_threshold) if rows else []
         for row, candidates in zip(rows, found, strict=True):
             kept = select(candidates, cfg.min_box_area, cfg.nms_iou, cfg.nms_across_phrases, cfg.max_regions)
             for c in kept:
                 p = phrases[row][c.phrase]
                 regions[row].append(region(c.box, "detector", c.score, p["phrase"], p["category"]))
-        return set_column(batch, "regions", pa.array(regions, regions_type()))
+        return marks.apply(set_column(batch, "regions", pa.array(regions, regions_type())))
+
+
+def _column(batch: pa.Table, name: str) -> list:
+    """A working column's values, or nulls when no row of the batch reached the stage adding it."""
+    return batch.column(name).to_pylist() if name in batch.column_names else [None] * batch.num_rows

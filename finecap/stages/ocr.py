@@ -11,6 +11,9 @@ side from 900 to 1280 px doubled the time and dropped the spaces in 4 of 16 line
 As in the paper, a detector region whose caption says only "text" takes the OCR text inside
 it (`fill_text_captions`); this stage applies it to captions already present, the regions stage
 to the captions it writes.
+
+An image the engine raises on becomes an `ocr_error` reject (size and exception in the detail);
+the other rows of the batch go on.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from PIL import Image
 
 from finecap.config import OcrConfig, PipelineConfig, Resources
 from finecap.engines.ocr import RapidOcrEngine, TextLine
-from finecap.image_ops import decode_rgb
-from finecap.stages.base import Stage, set_column
+from finecap.stages.base import RejectMarks, Stage, set_column
 from finecap.stages.detect import existing_regions, region, regions_type
+from finecap.stages.images import decode_rows
 
 _ARTICLES = {"a", "an", "the", "some"}
 
@@ -52,11 +55,19 @@ class OcrStage(Stage):
         regions = existing_regions(batch)
         documents = [False] * batch.num_rows
         text_captions = set(self.config.regions.text_captions)
-        for row, data in enumerate(batch.column("image_bytes").to_pylist()):
-            # prepare accepted these bytes, so decoding cannot fail on the data itself.
-            image = decode_rgb(data, self.config.prepare.max_pixels)
+        marks = RejectMarks(self.name, batch.num_rows)
+        # Images are decoded one at a time: a batch of large originals never sits in memory at once.
+        for row in range(batch.num_rows):
+            decoded, images = decode_rows(batch, "image_bytes", [row], self.config.prepare.max_pixels, marks)
+            if not decoded:
+                continue
+            image = images[0]
             image.thumbnail((cfg.max_side, cfg.max_side), Image.Resampling.BICUBIC)
-            lines = self.engine.read(image)
+            try:
+                lines = self.engine.read(image)
+            except Exception as exc:  # onnxruntime and cv2 raise many types; the row, not the run, fails
+                marks.reject(row, "ocr_error", f"{image.width}x{image.height}: {type(exc).__name__}: {exc}")
+                continue
             documents[row] = cfg.document_mode == "always" or (
                 cfg.document_mode == "auto" and looks_like_document(lines, image.size, cfg)
             )
@@ -64,7 +75,7 @@ class OcrStage(Stage):
             regions[row] += line_regions(lines, image.size, limit, cfg.category)
             fill_text_captions(regions[row], text_captions, self.caption_model)
         batch = set_column(batch, "regions", pa.array(regions, regions_type()))
-        return set_column(batch, "ocr_document", pa.array(documents, pa.bool_()))
+        return marks.apply(set_column(batch, "ocr_document", pa.array(documents, pa.bool_())))
 
 
 def make_ocr_engine(cfg: OcrConfig) -> RapidOcrEngine:

@@ -12,7 +12,8 @@ Every region without a caption gets one in a single engine call per batch (the e
 continuously). OCR regions of document-like images, or all OCR regions when
 `caption_ocr_regions` is false, are captioned with their text instead. Provenance:
 `caption_model` is `MODEL@REVISION` (e.g. `tiny:vlm-a@sha256:0123...`; OCR-text captions name
-`PP-OCRv4@1.4.4+sha256:...`); the prompt id and its hash are in every shard manifest.
+`PP-OCRv4@1.4.4+sha256:...`); the prompt id and its hash are in every shard manifest. A row whose
+image is missing or unreadable is rejected; a failed generation leaves its region uncaptioned.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ from finecap.engines.base import SamplingSpec, VisionLanguageEngine
 from finecap.engines.factory import make_vlm_engine
 from finecap.engines.ocr import MODEL_NAME as OCR_MODEL
 from finecap.engines.ocr import ocr_revision
-from finecap.image_ops import decode_rgb
 from finecap.prompts import load_prompt
-from finecap.stages.base import Stage, set_column
+from finecap.stages.base import RejectMarks, Stage, set_column
 from finecap.stages.caption_hygiene import clean_caption
 from finecap.stages.detect import existing_regions, regions_type
+from finecap.stages.images import decode_rows
 from finecap.stages.ocr import fill_text_captions
 
 _TAG = re.compile(r"^\[(composite|marked|crop|coordinates)\]\s*")
@@ -143,12 +144,16 @@ class RegionsStage(Stage):
                     r.update(caption=r.get("ocr_text"), caption_model=self.ocr_model)
                 else:
                     jobs.append((row, r))
-        blobs = batch.column("image_bytes")
+        marks = RejectMarks(self.name, batch.num_rows)
         # Views are built per engine call, so a batch of large images never holds all its views.
         for start in range(0, len(jobs), cfg.requests_per_call):
-            chunk = jobs[start : start + cfg.requests_per_call]
-            # prepare accepted these bytes, so decoding cannot fail on the data itself.
-            images = {row: decode_rgb(blobs[row].as_py(), self.config.prepare.max_pixels) for row, _ in chunk}
+            chunk = [(row, r) for row, r in jobs[start : start + cfg.requests_per_call] if not marks.is_rejected(row)]
+            wanted = sorted({row for row, _ in chunk})
+            rows, decoded = decode_rows(batch, "image_bytes", wanted, self.config.prepare.max_pixels, marks)
+            images = dict(zip(rows, decoded, strict=True))
+            chunk = [(row, r) for row, r in chunk if row in images]
+            if not chunk:
+                continue
             views = [region_view(images[row], r["bbox"], cfg) for row, r in chunk]
             prompts = [render_prompt(self.prompt.text, cfg.view, cfg.coordinates, subject(r), r["bbox"])
                        for _, r in chunk]
@@ -156,7 +161,7 @@ class RegionsStage(Stage):
         text_captions = set(cfg.text_captions)
         for row_regions in regions:
             fill_text_captions(row_regions, text_captions, self.ocr_model)
-        return set_column(batch, "regions", pa.array(regions, regions_type()))
+        return marks.apply(set_column(batch, "regions", pa.array(regions, regions_type())))
 
     def _caption(self, views: list[Image.Image], prompts: list[str], targets: list[dict]) -> None:
         """One engine call; a failed or empty generation leaves the region without a caption."""

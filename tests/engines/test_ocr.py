@@ -10,7 +10,7 @@ import sys
 import pytest
 from PIL import Image, ImageDraw
 
-from finecap.engines.ocr import RapidOcrEngine, ocr_revision
+from finecap.engines.ocr import RapidOcrEngine, ocr_revision, pad_to_aspect
 from finecap.samples.text import available_faces, load_font
 from tests.conftest import REPO
 
@@ -58,3 +58,13 @@ def test_loading_the_engine_writes_nothing_to_home(tmp_path):
     code = "from finecap.engines.ocr import RapidOcrEngine, ocr_revision; ocr_revision(); RapidOcrEngine()"
     subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=REPO)
     assert [str(p.relative_to(home)) for p in home.rglob("*")] == []
+
+
+def test_only_extremely_elongated_images_are_padded_to_four_to_one():
+    photo = Image.new("RGB", (800, 100), (10, 200, 30))  # 8:1 is rapidocr's own limit: untouched
+    assert pad_to_aspect(photo) is photo
+    for size, padded in (((1, 500), (125, 500)), ((2000, 1), (2000, 500)), ((1400, 60), (1400, 350))):
+        out = pad_to_aspect(Image.new("RGB", size, (10, 200, 30)))
+        assert out.size == padded
+        assert out.getpixel((0, 0)) == (10, 200, 30) and out.getpixel((padded[0] - 1, padded[1] - 1)) == (0, 0, 0)
+

@@ -1,0 +1,62 @@
+"""A real OpenAI-compatible chat endpoint on 127.0.0.1 that answers what a test tells it to.
+
+Cheap stand-in for `vllm serve` (which takes ~45 s to start) in stage tests about batches: it
+answers every `/chat/completions` request with a fixed caption, or with HTTP 500, and counts the
+requests, so a test can also say that a stage made no model call at all.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class LoopbackChat:
+    """`caption` is the text every request gets; `status` 200 answers it, anything else fails."""
+
+    def __init__(self):
+        self.caption = "A red square beside a blue circle on a wooden table."
+        self.status = 200
+        self.requests = 0
+        self._lock = threading.Lock()
+        chat = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with chat._lock:
+                    chat.requests += 1
+                    status, caption = chat.status, chat.caption
+                if status == 200:
+                    body = {"choices": [{"message": {"role": "assistant", "content": caption},
+                                         "finish_reason": "stop"}], "usage": {"completion_tokens": 9}}
+                else:
+                    body = {"error": {"message": "internal error", "type": "server_error"}}
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def captioner(self, name: str, prompt: str = "global_detailed/v1") -> str:
+        """A captioner config (YAML flow mapping) whose engine is this endpoint, one try per request."""
+        return (f"{{name: {name}, model: 'tiny:vlm-a', engine: openai, prompt: {prompt}, max_tokens: 16, "
+                f"openai: {{base_urls: ['{self.url}'], retries: 0, backoff_s: 0.01, timeout_s: 10}}}}")
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
