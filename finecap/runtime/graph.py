@@ -13,9 +13,10 @@ import time
 import pyarrow as pa
 
 from finecap.config import PipelineConfig
+from finecap.runtime.isolation import IsolatedStage, Isolation, load_stage
 from finecap.sources import ShardSpec, make_source
-from finecap.stages import pipeline_stages
-from finecap.stages.write import PieceWriter
+from finecap.stages import pipeline_stages, stage_model
+from finecap.stages.write import ADHOC_RUN, PieceWriter
 
 # Staging is I/O: a fraction of a CPU leaves room for the model stages.
 IO_CPUS = 0.25
@@ -33,19 +34,21 @@ def read_shards(batch: pa.Table, config: PipelineConfig) -> pa.Table:
     return pa.concat_tables(tables)
 
 
-def run_stage_task(batch: pa.Table, stage_cls: type, config: PipelineConfig, kwargs: dict) -> pa.Table:
-    return stage_cls(config, **kwargs)(batch)
+def run_stage_task(batch: pa.Table, stage_cls: type, config: PipelineConfig, kwargs: dict,
+                   isolation: Isolation) -> pa.Table:
+    return IsolatedStage(stage_cls(config, **kwargs), isolation)(batch)
 
 
-def write_pieces(batch: pa.Table, config: PipelineConfig, config_hash: str) -> pa.Table:
-    return PieceWriter(config, config_hash)(batch)
+def write_pieces(batch: pa.Table, config: PipelineConfig, config_hash: str, run_id: str = ADHOC_RUN) -> pa.Table:
+    return PieceWriter(config, config_hash, run_id)(batch)
 
 
 class StageActor:
     """Holds one stage (and its model) for the life of a Ray actor."""
 
-    def __init__(self, stage_cls: type, config: PipelineConfig, kwargs: dict):
-        self.stage = stage_cls(config, **kwargs)
+    def __init__(self, stage_cls: type, config: PipelineConfig, kwargs: dict, isolation: Isolation):
+        model = stage_model(config, stage_cls, kwargs)
+        self.stage = IsolatedStage(load_stage(stage_cls, config, kwargs, isolation, model), isolation)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return self.stage(batch)
@@ -72,11 +75,14 @@ def worker_processes(config: PipelineConfig, cpus: float) -> int:
     return actors + math.ceil(cpus / min(task_cpus))
 
 
-def build_dataset(config: PipelineConfig, specs: list[ShardSpec], config_hash: str):
+def build_dataset(config: PipelineConfig, specs: list[ShardSpec], config_hash: str, journal_root: str,
+                  run_id: str = ADHOC_RUN):
     import ray
     from ray.data import TaskPoolStrategy
 
     stages = pipeline_stages(config)
+    isolation = Isolation.from_config(config, journal_root)
+    restarts = config.run.max_worker_restarts
     first = stages[0][0].resources(config)  # fetch or prepare: always a task stage
     ds = ray.data.from_items([s.to_row() for s in specs], override_num_blocks=len(specs))
     if config.run.ray_address:
@@ -97,6 +103,7 @@ def build_dataset(config: PipelineConfig, specs: list[ShardSpec], config_hash: s
         batch_format="pyarrow",
         num_cpus=read_cpus,
         compute=read_compute,
+        max_retries=restarts,  # as the first stage's tasks, so the two still fuse
     )
     for stage_cls, kwargs in stages:
         res = stage_cls.resources(config)
@@ -106,26 +113,30 @@ def build_dataset(config: PipelineConfig, specs: list[ShardSpec], config_hash: s
         if stage_cls.holds_model:
             ds = ds.map_batches(
                 StageActor,
-                fn_constructor_kwargs={"stage_cls": stage_cls, "config": config, "kwargs": kwargs},
+                fn_constructor_kwargs={"stage_cls": stage_cls, "config": config, "kwargs": kwargs,
+                                       "isolation": isolation},
                 compute=_actor_pool(res),
-                # Restart a crashed actor and retry its batches. These explicit args also keep Ray
+                # Restart a crashed actor (a bounded number of times: each crash narrows the rows
+                # isolation suspects) and retry its batches. These explicit args also keep Ray
                 # Data from fusing the preceding CPU stage into the actor, which would make the
                 # model wait on decoding.
-                max_restarts=-1,
+                max_restarts=restarts,
                 max_task_retries=-1,
                 **common,
             )
         else:
             ds = ds.map_batches(
                 run_stage_task,
-                fn_kwargs={"stage_cls": stage_cls, "config": config, "kwargs": kwargs},
+                fn_kwargs={"stage_cls": stage_cls, "config": config, "kwargs": kwargs, "isolation": isolation},
                 compute=TaskPoolStrategy(size=res.concurrency),
+                max_retries=restarts,  # Ray's default retries a task whose worker dies forever
                 **common,
             )
     return ds.map_batches(
         write_pieces,
-        fn_kwargs={"config": config, "config_hash": config_hash},
+        fn_kwargs={"config": config, "config_hash": config_hash, "run_id": run_id},
         batch_size=None,
         batch_format="pyarrow",
         num_cpus=IO_CPUS,
+        max_retries=restarts,
     )

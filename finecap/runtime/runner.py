@@ -13,12 +13,17 @@ from finecap.config import ConfigError, PipelineConfig, config_hash
 from finecap.models.registry import resolve_model
 from finecap.models.revision import model_revision
 from finecap.prompts import load_prompt
-from finecap.runtime.commit import ShardProgress, commit_shard
+from finecap.redact import public_uri
+from finecap.runtime.commit import ShardProgress, commit_shard, route_piece
 from finecap.runtime.graph import build_dataset
+from finecap.runtime.isolation import crash_journal, run_failure
+from finecap.runtime.lock import output_lock
 from finecap.runtime.ray_session import ray_session
-from finecap.runtime.resume import committed_for_run
+from finecap.runtime.resume import check_ownership, clear_stale_staging, committed_for_run, mark_output
 from finecap.schema import SCHEMA_VERSION
 from finecap.sources import make_source
+from finecap.stages import stage_models
+from finecap.stages.write import ADHOC_RUN, run_staging_dir
 
 log = logging.getLogger(__name__)
 
@@ -66,29 +71,22 @@ class BuildSummary:
 def run_facts(config: PipelineConfig, chash: str) -> dict:
     """What every manifest records about the run: versions, config hash, models and prompts."""
 
-    def model(stage: str, name: str, ref: str, prompt: str | None = None, revision: str | None = None) -> dict:
-        entry = {"stage": stage, "name": name, "model": ref,
-                 "revision": revision or model_revision(resolve_model(ref))}
-        return {**entry, "prompt_id": prompt} if prompt else entry
-
     models = []
-    if config.caption.enabled:
-        models += [model("caption", c.name, c.model, c.prompt) for c in config.caption.captioners]
-    if config.detect.enabled:
-        models.append(model("detect", "detector", config.detect.model))
-    if config.ocr.enabled:
-        from finecap.engines.ocr import ocr_revision
+    for entry in stage_models(config):
+        if entry["stage"] == "ocr":
+            from finecap.engines.ocr import ocr_revision
 
-        models.append(model("ocr", "ocr", "PP-OCRv4 (rapidocr-onnxruntime)", revision=ocr_revision()))
-    if config.regions.enabled and config.regions.captioner:
-        c = config.regions.captioner
-        models.append(model("regions", c.name, c.model, c.prompt))
+            revision = ocr_revision()
+        else:
+            revision = model_revision(resolve_model(entry["model"]))
+        prompt = entry.pop("prompt_id", None)
+        models.append({**entry, "revision": revision, **({"prompt_id": prompt} if prompt else {})})
     prompts = {pid: load_prompt(config.prompts_path(), pid).sha256 for pid in config.prompt_ids()}
     return {
         "finecap_version": __version__,
         "schema_version": SCHEMA_VERSION,
         "config_hash": chash,
-        "source": config.source.uri,
+        "source": public_uri(config.source.uri),  # never a presigned query string or a password
         "models": models,
         "prompts": prompts,
     }
@@ -100,32 +98,49 @@ def run_build(config: PipelineConfig, resume: bool = True) -> BuildSummary:
     if not output:
         raise ConfigError("output.uri: no output given (set it in the YAML or pass --output)")
     chash = config_hash(config)
+    check_ownership(output)  # before any work, and before the lock: never write into a folder not ours
     specs = make_source(config).plan()
+    with output_lock(output, config.run, "build") as lock:
+        return _build_locked(config, resume, chash, specs, lock, started)
+
+
+def _build_locked(config: PipelineConfig, resume: bool, chash: str, specs: list, lock, started: float) -> BuildSummary:
+    output = config.output.uri
     done = committed_for_run(output, chash, resume)
+    mark_output(output)
+    clear_stale_staging(output, lock.owner)  # pieces of killed runs: we hold the lock, they are gone
     todo = [s for s in specs if s.shard_id not in done]
     summary = BuildSummary(output, chash, len(specs), len(specs) - len(todo))
     log.info("%d shards planned, %d already committed", len(specs), summary.shards_skipped)
     if todo:
         facts = run_facts(config, chash)
         compression = None if config.output.compression == "none" else config.output.compression
-        with ray_session(config):
-            _drive(config, todo, chash, facts, compression, summary, started)
+        with ray_session(config), crash_journal(config) as journal_root:
+            try:
+                _drive(config, todo, chash, facts, compression, summary, started, journal_root, lock)
+            except Exception as exc:
+                failure = run_failure(exc)
+                if failure is None:
+                    raise
+                raise failure from exc
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _drive(config, todo, chash, facts, compression, summary: BuildSummary, started: float) -> None:
-    progress = {s.shard_id: ShardProgress(s.shard_id, s.num_rows) for s in todo}
+def _drive(config, todo, chash, facts, compression, summary: BuildSummary, started: float,
+           journal_root: str, lock=None) -> None:
+    run_id = lock.owner if lock else ADHOC_RUN
+    progress = {s.shard_id: ShardProgress(s.shard_id, s.num_rows, run_id) for s in todo}
     pending: list[Future] = []
     last_report = time.monotonic()
-    dataset = build_dataset(config, todo, chash)
+    dataset = build_dataset(config, todo, chash, journal_root, run_id)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="commit") as pool:
         for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
             for piece in batch.to_pylist():
-                shard = progress[piece["shard"]]
-                shard.add(piece)
-                if shard.complete and shard.shard_id in progress:
-                    del progress[shard.shard_id]
+                shard = route_piece(progress, piece)
+                if shard is not None:
+                    if lock:
+                        lock.check()  # never commit once another driver may own the output
                     pending.append(pool.submit(commit_shard, config.output.uri, shard, facts, compression))
             pending = _collect(pending, summary)
             if time.monotonic() - last_report >= config.run.progress_interval_s:
@@ -134,7 +149,7 @@ def _drive(config, todo, chash, facts, compression, summary: BuildSummary, start
                 last_report = time.monotonic()
         for future in pending:
             summary.add(future.result())
-    storage.remove(storage.join(config.output.uri, "_staging"), recursive=True)
+    storage.remove(run_staging_dir(config.output.uri, run_id), recursive=True)  # only this run's
     if progress:
         missing = ", ".join(sorted(progress)[:5])
         raise RuntimeError(f"the pipeline ended before these shards were complete: {missing}")
