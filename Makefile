@@ -11,13 +11,15 @@ STAMP := $(VENV)/.finecap-installed
 OUT ?= build/sample-dataset
 PYTEST_ARGS ?=
 
+# For Ray started outside `ray_session` (tests' `ray start` clusters): Ray 2.60 otherwise writes a token
+# to ~/.ray/auth_token. Embedded sessions turn token auth on for themselves (runtime/private_ray.py).
 export RAY_AUTH_MODE := disabled
 export NO_ALBUMENTATIONS_UPDATE := 1
 export WANDB_MODE := disabled
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install build-dataset test clean lint browser gallery-screenshot bench
+.PHONY: install build-dataset test clean lint browser gallery-screenshot bench soak
 
 install: $(STAMP)
 
@@ -72,6 +74,15 @@ test: install browser
 # sizes in benchmarks/RESULTS.md and records them. Exits nonzero if a benchmark fails.
 bench: install
 	$(BIN)/python benchmarks/run.py $(if $(filter 1,$(FULL)),--full)
+
+# The soak (tests/soak/soak.py): URLs on loopback through the whole pipeline while Ray workers
+# and the driver are SIGKILLed; passes when the rerun validates with every input exactly once.
+# CI runs it small (SOAK_URLS=120).
+SOAK_URLS ?= 2000
+SOAK_KILLS ?= 12
+SOAK_MINUTES ?= 60
+soak: install
+	$(BIN)/python -m tests.soak.soak --urls $(SOAK_URLS) --kills $(SOAK_KILLS) --max-minutes $(SOAK_MINUTES)
 
 lint: install
 	$(BIN)/ruff check .

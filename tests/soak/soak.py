@@ -1,0 +1,236 @@
+"""The soak: URLs on loopback through the whole pipeline while its workers are SIGKILLed.
+
+    python -m tests.soak.soak --urls 2000 --kills 12 --max-minutes 60     (make soak)
+
+Serves sample scenes (good URLs) and the hostile server's failures (dripping, endless 1xx,
+resets, loops, ...) on 127.0.0.1, builds them with `pipelines/local.yaml` (every stage: fetch,
+prepare, captions, phrases, detect, OCR, region captions, dedup), SIGKILLs random Ray workers
+while it runs and the driver once, then runs the same command again. It passes when the rerun
+exits 0, `finecap validate` says OK, every input key is in the output exactly once (a data row
+or a reject row), and neither a Ray process nor the output's lock is left. Exit status 0 on
+success, 1 with the first failed check otherwise; the whole run is bounded by --max-minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import functools
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import psutil
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from finecap.runtime.leftovers import processes_using
+from tests.fetch.server import FAILURES, HOSTILE, HostileServer
+
+REPO = Path(__file__).resolve().parents[2]
+LOCAL_YAML = REPO / "pipelines" / "local.yaml"
+
+
+class _QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def _file_server(folder: Path) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietFiles, directory=str(folder)))
+    server.daemon_threads = True
+    server.request_queue_size = 256
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _url_list(n: int, scenes: list[Path], files: ThreadingHTTPServer, hostile: HostileServer,
+              failing_share: float) -> list[str]:
+    kinds = [*FAILURES, *HOSTILE]
+    rng = random.Random(13)
+    failing = set(rng.sample(range(n), round(n * failing_share)))
+    port = files.server_address[1]
+    urls = []
+    for i in range(n):
+        if i in failing:
+            urls.append(hostile.url(f"{kinds[i % len(kinds)]}/{i}"))
+        else:
+            urls.append(f"http://127.0.0.1:{port}/{scenes[i % len(scenes)].relative_to(scenes[0].parents[1])}")
+    return urls
+
+
+class Chaos:
+    """SIGKILLs random Ray workers of a driver, at most `budget` in all, one every `every_s`."""
+
+    def __init__(self, budget: int, every_s: float, seed: int = 5):
+        self.budget = budget
+        self.every_s = every_s
+        self.rng = random.Random(seed)
+        self.killed: list[str] = []
+        self._stop = threading.Event()
+
+    def run_against(self, driver: subprocess.Popen) -> threading.Thread:
+        self._stop.clear()
+        thread = threading.Thread(target=self._loop, args=(driver.pid,), daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self, driver_pid: int) -> None:
+        while not self._stop.wait(self.every_s) and len(self.killed) < self.budget:
+            workers = []
+            try:
+                for proc in psutil.Process(driver_pid).children(recursive=True):
+                    try:
+                        name = proc.cmdline()[0] if proc.cmdline() else ""
+                        # Stage workers only (tasks and actors of the graph): Ray Data's own
+                        # coordinator actors are not restarted by design.
+                        if name.startswith("ray::") and "Map" in name:
+                            workers.append(proc)
+                    except psutil.Error:
+                        continue
+            except psutil.Error:
+                return
+            if workers:
+                victim = self.rng.choice(workers)
+                try:
+                    name = victim.cmdline()[0]
+                    victim.kill()
+                    self.killed.append(name)
+                except psutil.Error:
+                    continue
+
+
+def _manifests(out: Path) -> int:
+    return len(list((out / "_manifest").glob("*.json"))) if (out / "_manifest").is_dir() else 0
+
+
+def _wait(predicate, deadline: float, proc: subprocess.Popen) -> bool:
+    while time.monotonic() < deadline and proc.poll() is None:
+        if predicate():
+            return True
+        time.sleep(1)
+    return predicate()
+
+
+CHECKS: list[bool] = []
+
+
+def _check(ok: bool, what: str, failures: list[str]) -> None:
+    print(f"  {'ok  ' if ok else 'FAIL'} {what}", flush=True)
+    CHECKS.append(ok)
+    if not ok:
+        failures.append(what)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--urls", type=int, default=2000)
+    parser.add_argument("--kills", type=int, default=12, help="Ray workers SIGKILLed over the run")
+    parser.add_argument("--kill-every", type=float, default=20.0, help="seconds between worker kills")
+    parser.add_argument("--failing-share", type=float, default=0.1)
+    parser.add_argument("--shard-size", type=int, default=None,
+                        help="rows per input shard (default: a twelfth of the URLs, 5 to 100)")
+    parser.add_argument("--max-minutes", type=float, default=60.0)
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    args = parser.parse_args(argv)
+    args.shard_size = args.shard_size or min(100, max(5, args.urls // 12))
+    deadline = time.monotonic() + args.max_minutes * 60
+    started = time.monotonic()
+    root = Path(tempfile.mkdtemp(prefix="fcs-", dir="/tmp"))  # short: Ray's socket paths are bounded
+    from finecap.samples.source import write_sample_source
+
+    n_scenes = min(args.urls, 400)
+    source = write_sample_source(root / "scenes", n_scenes=n_scenes, seed=11, include_photos=False,
+                                 base_size=(320, 240))
+    scenes = sorted(source.glob("images/*.png"))
+    files = _file_server(source)
+    failures: list[str] = []
+    with HostileServer() as hostile:
+        urls = _url_list(args.urls, scenes, files, hostile, args.failing_share)
+        pq.write_table(pa.table({"url": urls, "caption": [f"soak {i}" for i in range(len(urls))]}),
+                       root / "urls.parquet")
+        out, work = root / "out", root / "w"
+        work.mkdir()
+        cmd = [sys.executable, "-m", "finecap.cli", "build", "--config", str(LOCAL_YAML),
+               "--input", str(root / "urls.parquet"), "--output", str(out)]
+        for item in ("source.kind=urls", f"source.shard_size={args.shard_size}", f"run.work_dir={work}",
+                     "fetch.allow_private_addresses=true", "fetch.max_seconds=3", "fetch.timeout_s=2",
+                     "filter.min_short_side=200"):
+            cmd += ["--set", item]
+        env = {**os.environ, "RAY_DEDUP_LOGS": "0"}
+        env.pop("RAY_ADDRESS", None)
+        chaos = Chaos(args.kills, args.kill_every)
+        log = (root / "build-1.log").open("w")
+        first = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        chaos.run_against(first)
+        shards = -(-args.urls // args.shard_size)
+        # The driver dies once, a third of the way in: staged pieces and some committed shards.
+        reached = _wait(lambda: _manifests(out) >= max(1, shards // 3), deadline, first)
+        if first.poll() is None:
+            os.kill(first.pid, signal.SIGKILL)
+        first.wait(60)
+        chaos.stop()
+        _check(reached, f"the first driver was killed mid-run ({_manifests(out)}/{shards} shards committed)", failures)
+        log = (root / "build-2.log").open("w")
+        second = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        chaos.run_against(second)
+        try:
+            second.wait(max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            second.kill()
+            second.wait(60)
+        chaos.stop()
+        tail = (root / "build-2.log").read_text()[-3000:]
+        _check(second.returncode == 0, f"the rerun exited 0 (got {second.returncode})", failures)
+        if second.returncode != 0:
+            print(tail, file=sys.stderr)
+        _verify(out, work, args.urls, failures)
+    files.shutdown()
+    minutes = (time.monotonic() - started) / 60
+    kinds = collections.Counter(name.split("(")[0] for name in chaos.killed)
+    print(f"soak: {args.urls} URLs, {len(chaos.killed)} workers killed ({dict(kinds)}), 1 driver killed, "
+          f"{minutes:.1f} min: {'PASSED' if not failures else 'FAILED: ' + failures[0]}")
+    print(f"soak: {sum(CHECKS)} passed, {len(CHECKS) - sum(CHECKS)} failed")
+    if not args.keep and not failures:
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)
+    else:
+        print(f"work folder kept: {root}")
+    return 1 if failures else 0
+
+
+def _verify(out: Path, work: Path, n: int, failures: list[str]) -> None:
+    check = subprocess.run([sys.executable, "-m", "finecap.cli", "validate", str(out)], cwd=REPO,
+                           capture_output=True, text=True, timeout=600)
+    _check(check.returncode == 0 and check.stdout.startswith("OK:"), f"validate: {check.stdout.strip()[:200]}",
+           failures)
+    keys = []
+    for folder in ("data", "rejects"):
+        if (out / folder).is_dir():
+            keys += pq.read_table(out / folder, columns=["key"]).column("key").to_pylist()
+    _check(len(keys) == len(set(keys)) == n, f"every input exactly once ({len(set(keys))} keys, {len(keys)} rows, "
+           f"{n} inputs)", failures)
+    if (out / "rejects").is_dir():
+        reasons = collections.Counter(pq.read_table(out / "rejects", columns=["reason"]).column("reason").to_pylist())
+        print(f"  rejects by reason: {dict(reasons.most_common())}")
+    deadline = time.monotonic() + 60  # Ray's processes take a moment to exit after the driver
+    while (left := processes_using(work)) and time.monotonic() < deadline:
+        time.sleep(1)
+    _check(not left, f"no Ray process left ({len(left)} found)", failures)
+    locks = [p.name for p in out.glob("_lock*")]
+    _check(not locks, f"no lock left ({locks})", failures)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
