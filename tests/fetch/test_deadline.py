@@ -35,22 +35,11 @@ def _fetch(config, urls):
     return rows, time.monotonic() - started
 
 
-@pytest.mark.parametrize("kind", sorted(HOSTILE))
-def test_each_hostile_server_costs_at_most_max_seconds(server, local_config, kind):
-    rows, elapsed = _fetch(local_config(*HOSTILE_CONFIG), [server.url(f"{kind}/1")])
-    assert (rows[0]["reject_stage"], rows[0]["reject_reason"]) == ("fetch", HOSTILE[kind]), rows[0]["reject_detail"]
-    assert elapsed < MAX_SECONDS + MARGIN, f"{kind}: {elapsed:.1f} s"
-
-
-def test_a_tls_handshake_that_never_gets_an_answer_is_bounded(server, local_config):
-    """A listener that accepts and never answers the ClientHello: the handshake is bounded too."""
-    rows, elapsed = _fetch(local_config(*HOSTILE_CONFIG), [server.stall_url()])
-    assert (rows[0]["reject_stage"], rows[0]["reject_reason"]) == ("fetch", "timeout"), rows[0]["reject_detail"]
-    assert elapsed < MAX_SECONDS + MARGIN, f"{elapsed:.1f} s"
-
-
 def test_a_batch_of_hostile_servers_still_delivers_its_good_images(server, local_config):
-    """All at once, as a crawl meets them: the good rows arrive and the batch ends in time."""
+    """Every hostile kind (dripped headers, endless 1xx, dripped body, slow redirect hops, a TLS
+    listener that never answers the ClientHello) at once, as a crawl meets them: each ends as its
+    reject within max_seconds (they run concurrently, so the batch's time bounds each), and the
+    good rows arrive."""
     hostile = [server.url(f"{kind}/2") for kind in sorted(HOSTILE)] + [server.stall_url()]
     good = [server.url(f"img/{i}.png") for i in range(3)]
     rows, elapsed = _fetch(local_config(*HOSTILE_CONFIG), hostile + good)
