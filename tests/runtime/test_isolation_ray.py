@@ -13,7 +13,12 @@ from finecap.config import PipelineConfig
 from finecap.runtime.graph import StageActor, run_stage_task
 from finecap.runtime.isolation import Isolation, run_failure
 from finecap.runtime.ray_session import ray_session
-from tests.runtime.isolation_stages import BrokenEngineStage, HangingStage, SegfaultingModelStage, SegfaultStage
+from tests.runtime.isolation_stages import (
+    BrokenEngineStage,
+    HangingStage,
+    SegfaultingModelStage,
+    SegfaultStage,
+)
 
 pytestmark = pytest.mark.slow
 BATCH = 4
