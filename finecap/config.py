@@ -64,6 +64,9 @@ class RunConfig:
     # Times Ray restarts one stage worker (actor, or task attempt) over its life; isolating one
     # crashing row in a batch of B rows takes crash_retries + 1 + ceil(log2 B) restarts.
     max_worker_restarts: int = field(default=24, metadata={"min": 1})
+    # Worker deaths in a row while a stage loads its model (OOM at load, a native crash) before the
+    # run stops in one line; a load that succeeds resets the count.
+    load_retries: int = field(default=2, metadata={"min": 0, "max": 10})
     # Watchdog: a stage call on one batch (or piece of one) that runs longer than this is treated
     # as a crash (its worker exits and the batch is isolated). Generous: a batch of 16 images at
     # 8 captioners' worth of tokens on a slow GPU takes minutes, not half an hour.

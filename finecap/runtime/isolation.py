@@ -44,10 +44,12 @@ class Isolation:
     journal_root: str
     crash_retries: int
     batch_timeout_s: float
+    load_retries: int = 2
 
     @classmethod
     def from_config(cls, config: PipelineConfig, journal_root: str) -> Isolation:
-        return cls(journal_root, config.run.crash_retries, config.run.batch_timeout_s)
+        run = config.run
+        return cls(journal_root, run.crash_retries, run.batch_timeout_s, run.load_retries)
 
 
 class IsolatedStage:
@@ -161,13 +163,13 @@ def load_stage(stage_cls: type[Stage], config: PipelineConfig, kwargs: dict, iso
     """Build a model stage, turning any failure to load into one line naming stage, model, reason.
 
     A load that kills its worker (out of memory, a native crash) would otherwise be restarted
-    over and over: the journal counts the deaths, and after `crash_retries + 1` the next start
-    gives up with the same kind of one line.
+    over and over: the journal counts the deaths since the last load that succeeded, and after
+    `load_retries + 1` of them the next start gives up with the same kind of one line.
     """
     journal = CrashJournal(isolation.journal_root, stage_cls.name)
     what = f"{stage_cls.name} stage: model {model or '(none)'}"
     deaths = journal.dead_pieces({LOAD_KEY})
-    if len(deaths) > isolation.crash_retries:
+    if len(deaths) > isolation.load_retries:
         raise EngineLoadError(f"{what} could not load: its worker died {len(deaths)} times while loading "
                               "(out of memory or a native crash)")
     record = journal.begin([LOAD_KEY])

@@ -94,6 +94,14 @@ def _setting_env(values: dict[str, str]) -> Callable[[], None]:
     return finecap_worker_credentials
 
 
+def reap_leftover_sessions(config: PipelineConfig) -> str:
+    """Remove the embedded sessions of drivers that died (also when this run needs none: a
+    rerun that finds every shard committed); returns the folder sessions live in."""
+    base = config.run.work_dir or tempfile.gettempdir()
+    reap_stale_sessions(base)
+    return base
+
+
 @contextmanager
 def ray_session(config: PipelineConfig) -> Iterator[None]:
     import ray
@@ -111,8 +119,7 @@ def ray_session(config: PipelineConfig) -> Iterator[None]:
         finally:
             ray.shutdown()
         return
-    base = config.run.work_dir or tempfile.gettempdir()
-    reap_stale_sessions(base)
+    base = reap_leftover_sessions(config)
     temp_dir = tempfile.mkdtemp(prefix=PREFIX, dir=base)
     mark_owner(temp_dir, os.getpid())
     try:

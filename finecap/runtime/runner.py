@@ -18,7 +18,7 @@ from finecap.runtime.commit import ShardProgress, commit_shard, route_piece
 from finecap.runtime.graph import build_dataset
 from finecap.runtime.isolation import crash_journal, run_failure
 from finecap.runtime.lock import output_lock
-from finecap.runtime.ray_session import ray_session
+from finecap.runtime.ray_session import ray_session, reap_leftover_sessions
 from finecap.runtime.resume import check_ownership, clear_stale_staging, committed_for_run, mark_output
 from finecap.schema import SCHEMA_VERSION
 from finecap.sources import make_source
@@ -110,6 +110,8 @@ def _build_locked(config: PipelineConfig, resume: bool, chash: str, specs: list,
     mark_output(output)
     clear_stale_staging(output, lock.owner)  # pieces of killed runs: we hold the lock, they are gone
     todo = [s for s in specs if s.shard_id not in done]
+    if not config.run.ray_address:
+        reap_leftover_sessions(config)
     summary = BuildSummary(output, chash, len(specs), len(specs) - len(todo))
     log.info("%d shards planned, %d already committed", len(specs), summary.shards_skipped)
     if todo:

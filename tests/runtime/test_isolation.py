@@ -143,7 +143,7 @@ def _die_while_loading(root: str) -> None:
 
 
 def test_a_load_that_keeps_killing_its_worker_gives_up(tmp_path):
-    isolation = _isolation(tmp_path, retries=1)
+    isolation = Isolation(str(tmp_path / "journal"), 1, 600.0, load_retries=1)
     ctx = multiprocessing.get_context("spawn")
     for _ in range(2):
         proc = ctx.Process(target=_die_while_loading, args=(isolation.journal_root,))
