@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from finecap.config import PipelineConfig
 from finecap.runtime.journal import CrashJournal, DeadPiece, Watchdog
-from finecap.stages.base import Stage, ensure_reject_columns, mark_rejected
+from finecap.stages.base import Stage, mark_rejected
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class IsolatedStage:
                 Watchdog.disarm()
                 CrashJournal.end(record)
         if rows.num_rows <= 1:
-            return mark_rejected(ensure_reject_columns(rows), self.stage.name, STAGE_ERROR,
+            return mark_rejected(rows, self.stage.name, STAGE_ERROR,
                                  f"{type(failure).__name__}: {failure}")
         log.warning("%s raised on %d rows (%s: %s); retrying in halves", self.stage.name, rows.num_rows,
                     type(failure).__name__, str(failure)[:200])
