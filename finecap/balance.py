@@ -33,7 +33,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from finecap import __version__, storage
-from finecap.runtime.commit import committed_manifests, data_uri
+from finecap.dataset.layout import committed_manifests, data_uri
 
 
 class BalanceError(ValueError):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pyarrow.parquet as pq
 
 from finecap import storage
-from finecap.runtime.commit import committed_manifests, data_uri, rejects_uri
+from finecap.dataset.layout import committed_manifests, data_uri, rejects_uri
 from finecap.schema import load_schema, validate_table
 
 _READ_COLUMNS = ["key", "captions", "regions", "provenance"]

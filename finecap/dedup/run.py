@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 from finecap import storage
 from finecap.config import PipelineConfig, config_hash
+from finecap.dataset.layout import committed_manifests, data_uri
 from finecap.dedup.decide import (
     CANDIDATES,
     DECISIONS,
@@ -44,7 +45,6 @@ from finecap.dedup.decide import (
 )
 from finecap.dedup.hashes import stable_partition
 from finecap.dedup.shards import DedupError, apply_to_shard
-from finecap.runtime.commit import committed_manifests, data_uri
 from finecap.runtime.lock import LockHeld, OutputLock, output_lock
 
 DEDUP_DIR = "_dedup"

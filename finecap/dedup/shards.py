@@ -21,8 +21,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from finecap import storage
+from finecap.dataset.layout import data_uri, manifest_uri, rejects_uri
 from finecap.dedup.decide import detail
-from finecap.runtime.commit import data_uri, manifest_uri, rejects_uri
 from finecap.schema import conform, load_schema
 
 STAGE = "dedup"

@@ -12,11 +12,11 @@ import io
 from dataclasses import dataclass
 
 from finecap import storage
+from finecap.dataset.layout import committed_manifests, data_uri
 from finecap.image_ops import decode_rgb
 from finecap.report import ReportError
 from finecap.report.gallery_html import Sample, page_name, render_page
 from finecap.report.reader import read_columns
-from finecap.runtime.commit import committed_manifests, data_uri
 
 COLUMNS = ["key", "image", "width", "height", "captions", "regions"]
 

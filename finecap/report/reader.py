@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from finecap import storage
-from finecap.runtime.commit import committed_manifests, data_uri, rejects_uri
+from finecap.dataset.layout import committed_manifests, data_uri, rejects_uri
 
 
 def read_columns(uri: str, columns: list[str] | None = None) -> pa.Table:

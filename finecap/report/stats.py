@@ -14,10 +14,10 @@ from collections import Counter, defaultdict
 import polars as pl
 
 from finecap import storage
+from finecap.dataset.layout import committed_manifests, data_uri
 from finecap.report import hist
 from finecap.report.hist import Numeric
 from finecap.report.reader import iter_shards
-from finecap.runtime.commit import committed_manifests, data_uri
 
 COLUMNS = ["width", "height", "captions", "regions", "quality"]
 ORIGINS = ("detector", "ocr")  # always reported, even when a build made none of them

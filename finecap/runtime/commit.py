@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from finecap import storage
+from finecap.dataset.layout import committed_manifests, data_uri, manifest_uri, rejects_uri  # noqa: F401 (re-exported)
 from finecap.schema import load_schema
 from finecap.stages.write import ADHOC_RUN, STAGING, read_piece, staging_dir, where
 
@@ -75,16 +76,7 @@ def route_piece(progress: dict[str, ShardProgress], piece: dict) -> ShardProgres
     return shard
 
 
-def data_uri(output: str, shard_id: str) -> str:
-    return storage.join(output, "data", f"{shard_id}.parquet")
 
-
-def rejects_uri(output: str, shard_id: str) -> str:
-    return storage.join(output, "rejects", f"{shard_id}.parquet")
-
-
-def manifest_uri(output: str, shard_id: str) -> str:
-    return storage.join(output, "_manifest", f"{shard_id}.json")
 
 
 def commit_shard(output: str, progress: ShardProgress, run_facts: dict, compression: str | None) -> dict:
@@ -155,12 +147,3 @@ def _write_parquet(uri: str, table: pa.Table, compression: str | None) -> None:
     buffer = pa.BufferOutputStream()
     pq.write_table(table, buffer, compression=compression)
     storage.write_bytes(uri, buffer.getvalue())  # an Arrow buffer: no copy of the file's bytes
-
-
-def committed_manifests(output: str) -> dict[str, dict]:
-    """Manifests of the shards committed under `output`, by shard id."""
-    manifests = {}
-    for uri in storage.list_files(storage.join(output, "_manifest"), ".json"):
-        manifest = json.loads(storage.read_bytes(uri))
-        manifests[manifest["shard"]] = manifest
-    return manifests

@@ -13,7 +13,7 @@ import json
 import time
 
 from finecap import __version__, storage
-from finecap.runtime.commit import committed_manifests
+from finecap.dataset.layout import committed_manifests
 from finecap.stages.write import STAGING
 
 MARKER = "_finecap.json"

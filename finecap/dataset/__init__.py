@@ -1,0 +1,1 @@
+"""The on-disk contract of a FineCap output, for every reader and writer of one."""
