@@ -141,7 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--views", type=int, default=30, help="ordinary views per photo")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-record", action="store_true", help="print only, do not write results/")
+    parser.add_argument("--no-record", action="store_true", help="print only, do not write finecap/benchmark_results/")
     args = parser.parse_args()
     ordinary, degraded = corpus(args.views, args.seed)
     figures = {

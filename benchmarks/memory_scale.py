@@ -13,7 +13,7 @@ every model stage (the tiny random models: vLLM captioners, spaCy, Grounding DIN
 without it the model stages are off, which leaves the parts that see every shard (driver
 commit bookkeeping, read/prepare/write tasks, Ray Data) and runs in seconds. Goal: per-process
 peaks of the driver, CPU workers and model actors within 15% from 1x to 10x.
-Writes benchmarks/results/memory_scale.png.
+Writes finecap/benchmark_results/memory_scale.png.
 
     python benchmarks/memory_scale.py --models                 # full: 24 and 240 scenes, all stages
     python benchmarks/memory_scale.py --models --scales 10 20  # the recorded run: also 480 scenes
@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 
 MODEL_STAGES = ("caption", "phrases", "detect", "ocr", "regions")
 GATED = ("driver", "cpu_worker", "model_actor")  # per-process peaks the goal is about
-PLOT = REPO / "benchmarks" / "results" / "memory_scale.png"
+PLOT = REPO / "finecap" / "benchmark_results" / "memory_scale.png"
 
 
 def run_build(source: Path, out: Path, models: bool, shard_size: int) -> dict:

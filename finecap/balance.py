@@ -30,13 +30,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import polars as pl
-import pyarrow.parquet as pq
 
 from finecap import __version__, storage
-from finecap.dataset.layout import committed_manifests, data_uri
+from finecap.dataset import CommittedShard, committed_shards, read_data
+from finecap.errors import UserError
 
 
-class BalanceError(ValueError):
+class BalanceError(UserError, ValueError):
     """A problem with the arguments or the output; the message says which."""
 
 
@@ -64,12 +64,9 @@ class BalanceSummary:
                 f"({self.capped_categories} categories capped at {self.cap}); selection in {self.selection}")
 
 
-def region_table(output: str, shard: str, origins: list[str]) -> pl.DataFrame:
+def region_table(shard: CommittedShard, origins: list[str]) -> pl.DataFrame:
     """One row per region of the shard: key, region (index), category, origin (not image bytes)."""
-    fs, path = storage.filesystem(data_uri(output, shard))
-    with fs.open(path, "rb") as f:
-        table = pq.ParquetFile(f).read(columns=["key", "regions"])
-    frame = pl.from_arrow(table)
+    frame = pl.from_arrow(read_data(shard, ["key", "regions"]))
     return (
         frame.with_columns(region=pl.int_ranges(0, pl.col("regions").list.len(), dtype=pl.Int32))
         .explode(["regions", "region"])
@@ -102,16 +99,15 @@ def balance(output: str, cap: int, seed: int = 0, origins: list[str] | None = No
     if cap < 1:
         raise BalanceError(f"--cap must be >= 1, got {cap}")
     origins = sorted(origins or ["detector", "ocr"])
-    manifests = committed_manifests(output)
-    if not manifests:
+    shards = committed_shards(output)
+    if not shards:
         raise BalanceError(f"no committed shards under {output} (no _manifest/*.json)")
-    shards = sorted(manifests)
     out = out or storage.join(output, "balance")
     summary = BalanceSummary(output, out, cap, seed, origins, shards=len(shards),
-                             config_hashes=sorted({m["config_hash"] for m in manifests.values()}))
-    counts = _count(output, shards, origins)
+                             config_hashes=sorted({s.manifest["config_hash"] for s in shards}))
+    counts = _count(shards, origins)
     capped = {c: n for c, n in zip(counts["category"], counts["instances"], strict=True) if n > cap}
-    selection = _select(output, shards, origins, cap, seed, capped)
+    selection = _select(shards, origins, cap, seed, capped)
     per_category = selection.group_by("category").agg(pl.len().alias("selected"))
     categories = (counts.join(per_category, on="category", how="left")
                   .with_columns(pl.col("selected").fill_null(0).cast(pl.Int64))
@@ -127,13 +123,13 @@ def balance(output: str, cap: int, seed: int = 0, origins: list[str] | None = No
     return summary
 
 
-def _count(output: str, shards: list[str], origins: list[str]) -> pl.DataFrame:
-    parts = [region_table(output, s, origins).group_by("category").agg(pl.len().alias("n")) for s in shards]
+def _count(shards: list[CommittedShard], origins: list[str]) -> pl.DataFrame:
+    parts = [region_table(s, origins).group_by("category").agg(pl.len().alias("n")) for s in shards]
     return (pl.concat(parts).group_by("category").agg(pl.col("n").sum().cast(pl.Int64).alias("instances"))
             .sort("category"))
 
 
-def _select(output: str, shards: list[str], origins: list[str], cap: int, seed: int,
+def _select(shards: list[CommittedShard], origins: list[str], cap: int, seed: int,
             capped: dict[str, int]) -> pl.DataFrame:
     """Every instance of an uncapped category; the `cap` lowest-ranked of each capped one."""
     margin = {c: MARGIN for c in capped}
@@ -146,7 +142,7 @@ def _select(output: str, shards: list[str], origins: list[str], cap: int, seed: 
                               schema={"category": pl.String, "limit": pl.UInt64})
         found = []
         for shard in shards:
-            regions = region_table(output, shard, origins).with_columns(shard=pl.lit(shard))
+            regions = region_table(shard, origins).with_columns(shard=pl.lit(shard.shard_id))
             regions = regions.with_columns(pl.Series("rank", ranks(regions["key"], regions["region"], seed),
                                                      dtype=pl.UInt64))
             if first:

@@ -1,31 +1,36 @@
-"""The `finecap` command: parses arguments and calls the library, nothing more."""
+"""The `finecap` command: parses arguments and calls the library, nothing more.
+
+Exit codes, the same for every command:
+  0  success
+  1  the command ran and its check failed (`validate` found problems)
+  2  the command could not do what was asked: a config error, bad arguments, a refused output,
+     missing input, a run that failed; one line on stderr (`error: ...`, `config error: ...`)
+
+Implemented once (finecap/errors.py): handlers return 0 or 1; the library raises a `UserError`
+for 2 and `main` prints it. Commands live beside the code they run where they can
+(`add_parser(sub)`, as plan does).
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 
-from finecap.typed_config import ConfigError
+from finecap import process
+from finecap.errors import run_command
 
 
 def _build(args: argparse.Namespace) -> int:
-    from finecap.config import load_config
-    from finecap.runtime.isolation import RunFailed
-    from finecap.runtime.resume import ResumeRefused
+    from finecap.config import ConfigError, load_config
     from finecap.runtime.runner import run_build
 
-    config = load_config(
-        args.config,
-        args.set,
-        **{"source.uri": args.input, "output.uri": args.output, "source.limit": args.limit,
-           "run.ray_address": args.ray_address},
-    )
-    try:
-        summary = run_build(config, resume=args.resume)
-    except (ResumeRefused, RunFailed) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    direct = {"source.uri": args.input, "output.uri": args.output, "source.limit": args.limit,
+              "run.ray_address": args.ray_address}
+    if args.from_output:
+        if args.input:
+            raise ConfigError("source.uri: give --input or --from, not both (--from OLD reads OLD's source)")
+        direct.update({"source.kind": "finecap", "source.uri": args.from_output})
+    config = load_config(args.config, args.set, **direct)
+    summary = run_build(config, resume=args.resume)
     print(f"built {summary.output}: {summary.line()}")
     if summary.stage_seconds:
         print("stages (this run):")
@@ -40,7 +45,7 @@ def _build(args: argparse.Namespace) -> int:
 
 def _dedup(args: argparse.Namespace) -> int:
     from finecap.config import load_config
-    from finecap.sources import make_source
+    from finecap.sources import make_source, resolve_source
 
     config = load_config(
         args.config,
@@ -48,17 +53,14 @@ def _dedup(args: argparse.Namespace) -> int:
         **{"source.uri": args.input, "output.uri": args.output, "source.limit": args.limit,
            "run.ray_address": args.ray_address},
     )
+    resolve_source(config)  # the kind the build resolved to, so the config hash matches its shards
     return _run_dedup(config, planned=[spec.shard_id for spec in make_source(config).plan()])
 
 
 def _run_dedup(config, planned: list[str] | None) -> int:
-    from finecap.dedup import DedupError, run_dedup
+    from finecap.dedup import run_dedup
 
-    try:
-        print(run_dedup(config, planned).line())
-    except DedupError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    print(run_dedup(config, planned).line())
     return 0
 
 
@@ -71,28 +73,19 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from finecap.report import ReportError
     from finecap.report.build import write_report
     from finecap.report.gallery import GalleryOptions
 
-    try:
-        options = GalleryOptions(size=args.gallery_size, per_page=args.per_page)
-        result = write_report(args.output, options)
-    except ReportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    options = GalleryOptions(size=args.gallery_size, per_page=args.per_page)
+    result = write_report(args.output, options)
     print("\n".join(result.lines()))
     return 0
 
 
 def _balance(args: argparse.Namespace) -> int:
-    from finecap.balance import BalanceError, balance
+    from finecap.balance import balance
 
-    try:
-        summary = balance(args.output, args.cap, args.seed, args.origin, args.out)
-    except BalanceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    summary = balance(args.output, args.cap, args.seed, args.origin, args.out)
     print(f"balanced {summary.output}: {summary.line()}")
     return 0
 
@@ -121,19 +114,25 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="finecap", description=__doc__)
+    what, exit_codes = (__doc__ or "\n\n").split("\n\n")[:2]  # None under python -OO
+    parser = argparse.ArgumentParser(prog="finecap", description=what, epilog=exit_codes,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True)
 
     build = sub.add_parser("build", help="run a pipeline into an output dataset")
     build.add_argument("--config", required=True, help="pipeline YAML, e.g. pipelines/local.yaml")
     build.add_argument("--input", help="source URI (overrides source.uri)")
+    build.add_argument("--from", dest="from_output", metavar="OLD",
+                       help="build from an earlier FineCap output: recompute only the stages whose settings "
+                            "changed, read the rest from OLD (left untouched); needs --output")
     build.add_argument("--output", help="output URI (overrides output.uri)")
     build.add_argument("--limit", type=int, help="use only the first N input rows")
     build.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     build.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one")
     build.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
-                       help="skip committed shards (default); --no-resume deletes the output and starts over")
+                       help="skip committed shards and rebuild only the stages a changed config touches "
+                            "(default); --no-resume deletes the output and starts over")
     build.set_defaults(func=_build)
 
     dedup = sub.add_parser("dedup", help="remove duplicates across a built output (build runs it when "
@@ -182,57 +181,29 @@ def make_parser() -> argparse.ArgumentParser:
     source.add_argument("--n", type=int, default=24, help="number of generated scenes")
     source.add_argument("--seed", type=int, default=0)
     source.set_defaults(func=_sample_source)
+    from finecap.diff import add_parser as add_diff_parser
+    from finecap.lineage import add_parser as add_log_parser
     from finecap.plan import add_parser as add_plan_parser
     from finecap.samples.synth_dataset import register_synth
     from finecap.train.commands import register as register_train
 
+    add_log_parser(sub)
+    add_diff_parser(sub)
     add_plan_parser(sub)
     register_synth(samples)
     register_train(sub)
     return parser
 
 
-def _exit_on_sigterm() -> None:
-    """SIGTERM unwinds like Ctrl-C, so `finally` blocks shut Ray down and remove its temp dir."""
-    import signal
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    _exit_on_sigterm()
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        return args.func(args)
-    except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return 2
+    process.start(args.verbose)
+    return run_command(args.func, args)
 
 
 def entry_point() -> None:
-    """The console script. Ends with `os._exit` once output is flushed: under load, a native
-    library's threads occasionally abort the interpreter's final teardown (seen as SIGABRT,
-    "terminate called without an active exception", about 1 exit in 30 of `finecap validate` on
-    a busy 2-core machine) after the command itself succeeded. Ray is already shut down and
-    every file closed by then."""
-    import os
-
-    try:
-        code = main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        if exc.code is not None and not isinstance(exc.code, int):
-            print(exc.code, file=sys.stderr)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    """The console script (ends the process the hard way: see `process.exit_with`)."""
+    process.exit_with(main)
 
 
 if __name__ == "__main__":

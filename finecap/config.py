@@ -1,14 +1,12 @@
 """The typed pipeline configuration: YAML + `--set key=value` overrides, validated at load.
 
 Everything a run needs is here, so a wrong key fails before any work starts, naming the key.
-The config hash (provenance, manifests, resume) covers what changes the output: every section
-but `run` and the output location, plus the text of every prompt in use.
+What of it changes the output is declared by each stage (`Stage.semantic`) and hashed into
+per-stage fingerprints by finecap/stages/fingerprints.py (which also has `config_hash`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +24,7 @@ from finecap.phrase_nouns import ABSTRACT_NOUNS, GENERIC_NOUNS
 from finecap.prompts import load_prompt
 from finecap.typed_config import ConfigError, load_yaml, parse_override, to_dict  # noqa: F401 (re-exported)
 
-__all__ = ["ConfigError", "PipelineConfig", "load_config", "config_hash"]
+__all__ = ["ConfigError", "PipelineConfig", "load_config"]
 
 
 @dataclass
@@ -80,10 +78,12 @@ class RunConfig:
 
 @dataclass
 class SourceConfig:
-    # images: a folder or glob of image files. urls: URL lists, fetched by img2dataset in the
-    # fetch stage. img2dataset: the output folder of an earlier img2dataset run (parquet or
-    # webdataset), read without fetching again.
-    kind: Literal["images", "urls", "img2dataset"] = "images"
+    # auto: whatever `uri` is (finecap/sources/detect.py), resolved before any work. images: a
+    # folder or glob of image files. urls: URL lists, fetched by img2dataset in the fetch stage.
+    # img2dataset: the output folder of an earlier img2dataset run (parquet or webdataset), read
+    # without fetching again. finecap: an earlier FineCap output, the input of a new build. An
+    # explicit kind is checked against the input and refused, in one line, when it is another kind.
+    kind: Literal["auto", "images", "urls", "img2dataset", "finecap"] = "auto"
     uri: str | None = None
     shard_size: int = field(default=64, metadata={"min": 1})
     limit: int | None = field(default=None, metadata={"min": 1})
@@ -131,10 +131,17 @@ def _default_image_formats() -> list[str]:
 
 
 @dataclass
-class PrepareConfig:
+class LimitsConfig:
+    """Bounds every stage that decodes an image applies (prepare, caption, detect, OCR, regions):
+    one place they all read, so no stage reads another stage's section."""
+
     # Decompression-bomb bound, checked from the header before decoding. At most Pillow's own
     # hard limit (2 x Image.MAX_IMAGE_PIXELS, which FineCap leaves at its default; image_ops.py).
     max_pixels: int = field(default=64_000_000, metadata={"min": 1, "max": 178_956_970})
+
+
+@dataclass
+class PrepareConfig:
     max_bytes: int = field(default=50_000_000, metadata={"min": 1})
     # Pillow format names prepare opens; EPS never. EPS or a default format left off the list is a
     # `format_not_allowed` reject, any other unopened file a `decode_error`.
@@ -303,6 +310,7 @@ class PipelineConfig:
     run: RunConfig = field(default_factory=RunConfig)
     source: SourceConfig = field(default_factory=SourceConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
@@ -399,29 +407,6 @@ def _check_region_stages(config: PipelineConfig) -> None:
         raise ConfigError(f"regions.captioner.prompt: {exc}") from None
     if regions.coordinates and "{box}" not in prompt.text:
         raise ConfigError(f"regions.coordinates: prompt {prompt.id} has no {{box}} placeholder")
-
-
-def _drop_resources(data: object) -> object:
-    """Resources place work, they do not shape rows: a cluster run of a laptop config resumes."""
-    if isinstance(data, dict):
-        return {k: _drop_resources(v) for k, v in data.items() if k != "resources"}
-    if isinstance(data, list):
-        return [_drop_resources(v) for v in data]
-    return data
-
-
-def config_hash(config: PipelineConfig) -> str:
-    """Hash of everything that shapes the output rows (not `run`, not resources, not where the
-    output goes)."""
-    data = _drop_resources(to_dict(config))
-    for key in ("run", "base_dir", "prompts_dir"):
-        data.pop(key)
-    data["output"].pop("uri")
-    data["prompts"] = {
-        pid: load_prompt(config.prompts_path(), pid).sha256 for pid in config.prompt_ids()
-    }
-    blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-    return "sha256:" + hashlib.sha256(blob).hexdigest()[:16]
 
 
 def config_to_yaml(config: PipelineConfig) -> str:

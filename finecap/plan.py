@@ -18,13 +18,17 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import yaml
 
+from finecap.errors import UserError
 from finecap.typed_config import ConfigError, build
 
-RESULTS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+# The recorded benchmark results ship inside the package, so an installed `finecap plan` has its defaults.
+RESULTS_DIR = files("finecap") / "benchmark_results"
 
 
 @dataclass
@@ -94,7 +98,7 @@ def _caption(figures: dict, machine: dict) -> dict:
     return {"caption": _worker(rate, "caption stage in a build, tiny VLM", cpus=threads)}
 
 
-# Benchmark result (benchmarks/results/NAME.json) -> the stage rates it measured. Later entries
+# Benchmark result (finecap/benchmark_results/NAME.json) -> the stage rates it measured. Later entries
 # override earlier ones for the same stage; add a line here when a benchmark measures a stage.
 MEASURED = {
     "stage_rates": _stage_rates,
@@ -109,13 +113,13 @@ PIPELINE_ORDER = ("fetch", "read", "prepare", "filter", "caption", "phrases", "d
                   "write", "dedup")
 
 
-def measured_rates(results_dir: Path = RESULTS_DIR) -> Rates:
+def measured_rates(results_dir: Traversable = RESULTS_DIR) -> Rates:
     """Default rates: this CPU machine's recorded benchmark results (tiny models)."""
     stages: dict = {}
     cpus = 1
     for name, extract in MEASURED.items():
         path = results_dir / f"{name}.json"
-        if path.exists():
+        if path.is_file():
             result = json.loads(path.read_text())
             machine = result.get("machine", {})
             stages.update(extract(result["figures"], machine))
@@ -125,7 +129,7 @@ def measured_rates(results_dir: Path = RESULTS_DIR) -> Rates:
                           "(example: benchmarks/rates/example-gpu.yaml)")
     order = {name: i for i, name in enumerate(PIPELINE_ORDER)}
     stages = dict(sorted(stages.items(), key=lambda kv: order.get(kv[0], len(order))))
-    label = ("MEASURED on this CPU machine with its tiny models (benchmarks/results/*.json): a sanity "
+    label = ("MEASURED on this CPU machine with its tiny models (finecap/benchmark_results/*.json): a sanity "
              "check of the pipeline, not a GPU forecast (pass --rates with your own figures for that)")
     return check_rates(build(Rates, {"label": label, "measured": True, "stages": stages,
                                      "node": {"gpus": 0, "cpus": cpus}}))
@@ -171,7 +175,7 @@ class Plan:
         return json.dumps(data)
 
 
-class PlanError(ValueError):
+class PlanError(UserError, ValueError):
     """The rates cannot run on the cluster described (a GPU stage and no GPUs)."""
 
 
@@ -285,13 +289,7 @@ def add_parser(sub) -> None:
 
 
 def run_plan_command(args) -> int:
-    import sys
-
     rates = load_rates(args.rates) if args.rates else measured_rates()
-    try:
-        plan = make_plan(rates, args.images, args.nodes, args.gpus_per_node, args.cpus_per_node)
-    except PlanError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    plan = make_plan(rates, args.images, args.nodes, args.gpus_per_node, args.cpus_per_node)
     print(plan.to_json() if args.json else "\n".join(format_plan(plan, rates)))
     return 0

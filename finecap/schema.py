@@ -1,4 +1,7 @@
-"""The finecap/v1 record, loaded from schemas/*.json (the single source of truth).
+"""The finecap/v1 record, loaded from finecap/schemas/*.json (the single source of truth).
+
+The schemas are package data, read through importlib.resources, so an installed (non-editable)
+finecap finds them wherever it lives.
 
 Builds the Arrow schema of data and rejects shards, the Hugging Face `datasets` features
 (stored in the Parquet schema metadata under `huggingface`, which is what makes `datasets`
@@ -10,13 +13,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
+from importlib.resources import files
 from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "v1"
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMA_VERSION = "v2"
+SCHEMA_DIR = files("finecap") / "schemas"
 
 _PRIMITIVES = {
     "string": pa.string(),
@@ -96,7 +99,7 @@ class FinecapSchema:
 @cache
 def load_schema(version: str = SCHEMA_VERSION) -> FinecapSchema:
     path = SCHEMA_DIR / f"finecap-{version}.json"
-    if not path.exists():
+    if not path.is_file():
         raise ValueError(f"unknown schema version {version!r} (no {path})")
     spec = json.loads(path.read_text())
     return FinecapSchema(version=spec["version"], spec=spec)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import os
 import posixpath
 import time
@@ -58,6 +59,39 @@ def write_bytes(uri: str, data, durable: bool = True) -> None:
         os.replace(tmp, path)
     else:
         fs.pipe_file(path, bytes(data))  # bytes-like (an Arrow buffer) to bytes; no copy for bytes
+
+
+def write_with(uri: str, write, durable: bool = True) -> None:
+    """Write a whole file by calling `write(target)`; the guarantees of write_bytes.
+
+    `target` is what pyarrow's writers take: locally the path of a temp file beside the final
+    name (renamed into place once written and fsynced), elsewhere an in-memory binary file sent
+    in one PUT. Locally the file never passes through memory: a 58 MB Parquet file written to a
+    buffer first, then to disk, took ~1.25x the CPU of pyarrow writing the path itself.
+    """
+    fs, path = filesystem(uri)
+    if not isinstance(fs, LocalFileSystem):
+        buffer = io.BytesIO()
+        write(buffer)
+        write_bytes(uri, buffer.getbuffer(), durable)
+        return
+    parent = posixpath.dirname(path)
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    try:
+        write(tmp)
+        if durable:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def read_bytes(uri: str) -> bytes:

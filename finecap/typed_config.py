@@ -17,9 +17,13 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from finecap.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A configuration problem; its message is one line naming the key."""
+
+    label = "config error"
 
 
 def build(cls: type, data: Any, path: str = "") -> Any:

@@ -136,3 +136,19 @@ def test_image_bytes_are_not_rewritten(output):
     assert {p: p.stat().st_mtime_ns for p in (out / "data").iterdir()} == before
     with pytest.raises(BalanceError):
         balance(str(out), cap=0)
+
+
+def test_only_the_files_the_manifests_name_are_read(output):
+    out, _ = output
+    before = balance(str(out), cap=CAP, out=str(out / "before"))
+    # a shard still being written, and a rebuilt shard's new version under a new name
+    (out / "data" / "part-000009.parquet").write_bytes(b"not parquet: reading it would fail")
+    old = out / "data" / "part-000000.parquet"
+    old.rename(out / "data" / "part-000000-r2.parquet")
+    old.write_bytes(b"the replaced version: never read")
+    manifest = json.loads((out / "_manifest" / "part-000000.json").read_text())
+    manifest["files"] = {"data": "data/part-000000-r2.parquet", "rejects": "rejects/part-000000-r2.parquet"}
+    (out / "_manifest" / "part-000000.json").write_text(json.dumps(manifest))
+    after = balance(str(out), cap=CAP, out=str(out / "after"))
+    assert (after.regions, after.selected) == (before.regions, before.selected)
+    assert read_selection(out / "after").equals(read_selection(out / "before"))

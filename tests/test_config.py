@@ -2,7 +2,8 @@ import shutil
 
 import pytest
 
-from finecap.config import ConfigError, config_hash, load_config, parse_override
+from finecap.config import ConfigError, load_config, parse_override
+from finecap.stages.fingerprints import config_hash
 from tests.conftest import LOCAL_YAML
 
 
@@ -25,7 +26,7 @@ def test_set_overrides_are_typed_from_yaml():
     [
         ("source.shard_sise=4", "'source.shard_sise'"),
         ("caption.captioners.0.modle=x", "'caption.captioners.0.modle'"),
-        ("prepare.max_pixels=0", "prepare.max_pixels"),
+        ("limits.max_pixels=0", "limits.max_pixels"),
         ("caption.captioners.0.prompt=nope/v9", "caption.captioners.0.prompt"),
     ],
 )

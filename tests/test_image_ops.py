@@ -109,11 +109,11 @@ def test_model_copy_is_bounded():
 def test_pillow_keeps_its_own_pixel_guard():
     """Importing FineCap's decoder no longer switches Pillow's bomb guard off for the process."""
     import finecap.image_ops as image_ops
-    from finecap.config import PrepareConfig
+    from finecap.config import LimitsConfig
 
     assert Image.MAX_IMAGE_PIXELS == 89_478_485  # Pillow's default
     assert image_ops.PILLOW_PIXEL_CEILING == 2 * Image.MAX_IMAGE_PIXELS
-    assert PrepareConfig.__dataclass_fields__["max_pixels"].metadata["max"] == image_ops.PILLOW_PIXEL_CEILING
+    assert LimitsConfig.__dataclass_fields__["max_pixels"].metadata["max"] == image_ops.PILLOW_PIXEL_CEILING
 
 
 def test_a_header_over_pillows_limit_is_too_many_pixels():

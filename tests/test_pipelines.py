@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from finecap.config import config_hash, load_config
+from finecap.config import load_config
+from finecap.stages.fingerprints import config_hash
 from tests.conftest import REPO
 
 PIPELINES = sorted(p for p in (REPO / "pipelines").glob("*.yaml") if not p.name.startswith("train-"))

@@ -46,7 +46,6 @@ def test_redact_text_masks_signature_parameters_passwords_and_secret_values(monk
 
 
 def test_a_committed_shard_and_its_manifest_publish_no_query_string_or_secret(local_config, monkeypatch):
-    from finecap.config import config_hash
     from finecap.runtime.runner import run_facts
 
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrFAKEsecretKEY")
@@ -61,7 +60,7 @@ def test_a_committed_shard_and_its_manifest_publish_no_query_string_or_secret(lo
     progress = ShardProgress(spec.shard_id, spec.num_rows)
     for piece in stage_pieces(cfg, rows):
         progress.add(piece)
-    commit_shard(cfg.output.uri, progress, run_facts(cfg, config_hash(cfg)), "zstd")
+    commit_shard(cfg.output.uri, progress, run_facts(cfg), "zstd")
 
     out = cfg.output.uri
     manifest = json.loads(storage.read_bytes(f"{out}/_manifest/{spec.shard_id}.json"))

@@ -25,12 +25,20 @@ def _row(**overrides):
 
 def test_schema_json_is_the_truth_for_arrow_and_features():
     schema = load_schema()
-    assert schema.version == "v1"
+    assert schema.version == "v2"
     assert schema.arrow.names == schema.field_names
     assert schema.arrow.field("image").type == pa.struct([("bytes", pa.binary()), ("path", pa.string())])
     assert b"huggingface" in schema.arrow.metadata
     assert {"key", "image", "captions", "provenance"} <= schema.required()
     assert set(schema.rejects_arrow.names) >= {"key", "shard", "stage", "reason", "detail"}
+
+
+def test_v2_adds_fields_and_v1_stays_loadable():
+    v1, v2 = load_schema("v1"), load_schema("v2")
+    assert set(v2.field_names) - set(v1.field_names) == {"ocr_document"}
+    assert set(v2.rejects_arrow.names) - set(v1.rejects_arrow.names) == {"alt_text"}
+    provenance = {f.name for f in v2.arrow.field("provenance").type}
+    assert provenance - {f.name for f in v1.arrow.field("provenance").type} == {"fingerprints", "version"}
 
 
 def test_written_table_loads_in_datasets_with_pil_images(tmp_path):

@@ -4,6 +4,8 @@
 
 A shard is committed once its manifest exists (written last, by runtime/commit.py); readers of
 outputs (validate, report, balance, dedup) find shards here and never import the pipeline.
+The names above are the defaults: a manifest's `files` names the files that hold its shard (a
+rebuilt shard's new version has a new name), so readers go through dataset/reader.py.
 """
 
 from __future__ import annotations

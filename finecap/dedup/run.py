@@ -31,8 +31,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from finecap import storage
-from finecap.config import PipelineConfig, config_hash
-from finecap.dataset.layout import committed_manifests, data_uri
+from finecap.config import PipelineConfig
+from finecap.dataset import writer
+from finecap.dataset.layout import committed_manifests
+from finecap.dataset.reader import relative_file
 from finecap.dedup.decide import (
     CANDIDATES,
     DECISIONS,
@@ -46,6 +48,7 @@ from finecap.dedup.decide import (
 from finecap.dedup.hashes import stable_partition
 from finecap.dedup.shards import DedupError, apply_to_shard
 from finecap.runtime.lock import LockHeld, OutputLock, output_lock
+from finecap.stages.fingerprints import config_hash
 
 DEDUP_DIR = "_dedup"
 
@@ -109,6 +112,7 @@ def _run_locked(config: PipelineConfig, planned_shards: list[str] | None, lock: 
     summary = DedupSummary(output)
     manifests = committed_manifests(output)
     _check_complete(manifests, planned_shards, config_hash(config))
+    writer.remove_orphans(output, manifests)  # what a killed rewrite (or build) left; we hold the lock
     run_id = _fingerprint(manifests)
     state_uri = storage.join(output, DEDUP_DIR, "state.json")
     state = json.loads(storage.read_bytes(state_uri)) if storage.exists(state_uri) else {}
@@ -152,8 +156,9 @@ def _check_complete(manifests: dict, planned: list[str] | None, chash: str) -> N
     if not manifests:
         raise DedupError("no committed shards to deduplicate")
     hashes = {m["config_hash"] for m in manifests.values()}
-    if hashes != {chash}:
-        raise DedupError(f"the output was built with config {sorted(hashes)}, this config is {chash}")
+    if hashes != {chash}:  # another config, or a rebuild half done (shards of two versions)
+        raise DedupError(f"the output was built with config {sorted(hashes)}, this config is {chash}: "
+                         "finish the build with this config (rerun finecap build) first")
     missing = sorted(set(planned or ()) - set(manifests))
     if missing:
         raise DedupError(f"{len(missing)} planned shards are not committed yet ({', '.join(missing[:3])}, ...): "
@@ -207,9 +212,11 @@ def _remove_runs(output: str) -> None:
 def map_signatures(job: Job, index: int, shards: list[str]) -> None:
     parts = []
     for shard in shards:
-        fs, path = storage.filesystem(data_uri(job.output, shard))
-        if not fs.exists(path):
-            raise DedupError(f"{data_uri(job.output, shard)} is missing: rebuild the shard before dedup")
+        manifest = writer.read_manifest(job.output, shard)
+        uri = writer.file_uri(job.output, relative_file(manifest or {"shard": shard}, "data"))
+        fs, path = storage.filesystem(uri)
+        if manifest is None or not fs.exists(path):
+            raise DedupError(f"{uri} is missing: rebuild the shard before dedup")
         with fs.open(path, "rb") as f:
             table = pq.ParquetFile(f).read(columns=["key", "sha256", "phash", "width", "height"])
         pixels = pc.multiply(table.column("width").cast(pa.int64()), table.column("height").cast(pa.int64()))

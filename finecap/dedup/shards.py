@@ -1,46 +1,42 @@
 """Apply duplicate decisions to one committed shard: losers move from data to rejects.
 
-The rewrite follows the commit rules (finecap/runtime/commit.py): files are written whole, the
-manifest last, and the manifest records which dedup run it reflects. Rejects are written before
-data, so a kill between the two writes leaves every loser in both files (a row counted twice
-until the rerun, never a row lost; the manifest still has the old counts, so `finecap validate`
-flags the shard); written the other way round, the losers would be in neither file and the
-rerun could not find them. It is idempotent: losers are removed from data (a no-op if already
-gone) and their `dedup` reject rows are rebuilt from the decisions, so a rerun after a crash at
-any point ends in the same files and counts every row exactly once.
+The rewrite is a new version of the shard, written by the shard writer (finecap/dataset/writer.py):
+new data and rejects files under fresh names, then the manifest (which records the dedup run it
+reflects), then the old files are deleted. A kill at any point leaves the old version whole and
+committed, or the new one: never a loser in both files or in neither. It is idempotent: a shard
+whose manifest names this run is done; any other is rebuilt from its committed version and the
+decisions, so a rerun after a crash ends in the same rows and counts every row exactly once. The
+files a killed rewrite left are orphans, deleted by the next run (`remove_orphans`).
 """
 
 from __future__ import annotations
 
-import io
-import json
-from collections import Counter
-
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from finecap import storage
-from finecap.dataset.layout import data_uri, manifest_uri, rejects_uri
+from finecap.dataset import writer
+from finecap.dataset.reader import CommittedShard, read_data, read_rejects, relative_file
 from finecap.dedup.decide import detail
+from finecap.errors import UserError
 from finecap.schema import conform, load_schema
 
 STAGE = "dedup"
 
 
-class DedupError(RuntimeError):
+class DedupError(UserError, RuntimeError):
     """The output is not in a state dedup can work on (incomplete build, missing files)."""
 
 
 def apply_to_shard(output: str, shard_id: str, decisions: dict[str, dict], run_id: str,
                    compression: str | None) -> int:
     """Move `decisions`' losers of this shard to its rejects; return how many rows it removed."""
-    manifest = json.loads(storage.read_bytes(manifest_uri(output, shard_id)))
+    manifest = writer.read_manifest(output, shard_id)
+    if manifest is None:
+        raise DedupError(f"{shard_id} is not committed under {output}: rebuild it (finecap build) before dedup")
     if manifest.get("dedup", {}).get("run") == run_id:
         return manifest["dedup"]["removed"]
     schema = load_schema()
-    data = _read(data_uri(output, shard_id))
-    rejects = _read(rejects_uri(output, shard_id))
+    data, rejects = _read(output, shard_id, manifest)
     losers = pa.array(sorted(decisions), pa.string())
     in_data = pc.is_in(data.column("key"), value_set=losers)
     ours = pc.and_(pc.equal(rejects.column("stage"), STAGE), pc.is_in(rejects.column("key"), value_set=losers))
@@ -57,31 +53,19 @@ def apply_to_shard(output: str, shard_id: str, decisions: dict[str, dict], run_i
         ],
         schema=schema.rejects_arrow,
     )
-    kept = data.filter(pc.invert(in_data))
+    kept = conform(data.filter(pc.invert(in_data)), schema.arrow)
     new_rejects = pa.concat_tables([conform(rejects.filter(pc.invert(ours)), schema.rejects_arrow), moved])
-    new_rejects = new_rejects.take(pc.sort_indices(new_rejects, [("key", "ascending")]))
-    _write(rejects_uri(output, shard_id), new_rejects, compression)  # first: see the module docstring
-    _write(data_uri(output, shard_id), conform(kept, schema.arrow), compression)
-    reasons = Counter(f"{s}/{r}" for s, r in zip(new_rejects.column("stage").to_pylist(),
-                                                   new_rejects.column("reason").to_pylist(), strict=True))
-    manifest.update(
-        rows_written=kept.num_rows,
-        rows_rejected=new_rejects.num_rows,
-        rejects_by_reason=dict(sorted(reasons.items())),
-        dedup={"run": run_id, "removed": moved.num_rows},
-    )
-    storage.write_bytes(manifest_uri(output, shard_id), json.dumps(manifest, indent=2).encode())
+    writer.write_shard(output, shard_id, kept, new_rejects, {**manifest, "dedup": {"run": run_id, "removed": moved.num_rows}},
+                       compression, previous=manifest)
     return moved.num_rows
 
 
-def _read(uri: str) -> pa.Table:
+def _read(output: str, shard_id: str, manifest: dict) -> tuple[pa.Table, pa.Table]:
+    """The committed version's data and rejects, as the manifest names them."""
+    shard = CommittedShard(shard_id, manifest, *(writer.file_uri(output, relative_file(manifest, kind))
+                                                 for kind in writer.KINDS))
     try:
-        return pq.read_table(io.BytesIO(storage.read_bytes(uri)))
-    except FileNotFoundError:
-        raise DedupError(f"{uri} is missing: rebuild the shard (finecap build) before dedup") from None
-
-
-def _write(uri: str, table: pa.Table, compression: str | None) -> None:
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression=compression)
-    storage.write_bytes(uri, buffer.getvalue())
+        return read_data(shard), read_rejects(shard)
+    except FileNotFoundError as exc:
+        raise DedupError(f"{exc.filename or shard.data_uri} is missing: rebuild the shard (finecap build) "
+                         "before dedup") from None

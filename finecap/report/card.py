@@ -2,8 +2,9 @@
 
 The YAML header is what the Hub and `datasets.load_dataset(OUTPUT)` read: one `default` config
 whose data_files are the data shards only (rejects and report files stay out), and the features
-derived from the schema (`load_schema().features()`, the same ones stored in every shard), so
-the card cannot drift from the data. Split sizes are left out on purpose: `datasets` verifies
+derived from the schema version the shards were written with (`load_schema(v).features()`, the
+same ones stored in every shard; the current version when the shards mix versions), so the card
+cannot drift from the data and a v1 output keeps loading after the schema moves on. Split sizes are left out on purpose: `datasets` verifies
 them, and a card written before a resumed build would then refuse to load the larger output.
 The body says how the data was made, from the shard manifests: config hash, models, revisions,
 prompts and counts.
@@ -18,7 +19,7 @@ from huggingface_hub import DatasetCardData
 
 from finecap import storage
 from finecap.redact import public_uri
-from finecap.schema import load_schema
+from finecap.schema import SCHEMA_VERSION, FinecapSchema, load_schema
 
 SIZE_CATEGORIES = (
     (1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
@@ -31,8 +32,14 @@ def size_category(rows: int) -> str:
     return next((name for bound, name in SIZE_CATEGORIES if rows < bound), "n>10B")
 
 
+def shard_schema(stats: dict) -> FinecapSchema:
+    """The schema the shards were written with (the manifests' one version), else the current one."""
+    versions = stats["provenance"]["schema_versions"]
+    return load_schema(versions[0] if len(versions) == 1 else SCHEMA_VERSION)
+
+
 def card_header(stats: dict, data_bytes: int, name: str) -> str:
-    schema = load_schema()
+    schema = shard_schema(stats)
     data = DatasetCardData(
         pretty_name=name,
         license="unknown",
@@ -59,8 +66,8 @@ def _table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(lines) if rows else "_none_"
 
 
-def _fields() -> str:
-    rows = [[f"`{f['name']}`", _type_name(f["type"]), f.get("doc", "")] for f in load_schema().spec["fields"]]
+def _fields(schema: FinecapSchema) -> str:
+    rows = [[f"`{f['name']}`", _type_name(f["type"]), f.get("doc", "")] for f in schema.spec["fields"]]
     return _table(["field", "type", "meaning"], rows)
 
 
@@ -135,7 +142,7 @@ Time per stage, summed over workers:
 
 ## Record
 
-{_fields()}
+{_fields(shard_schema(stats))}
 
 ## How to load
 

@@ -12,11 +12,10 @@ import io
 from dataclasses import dataclass
 
 from finecap import storage
-from finecap.dataset.layout import committed_manifests, data_uri
+from finecap.dataset import committed_shards, read_data
 from finecap.image_ops import decode_rgb
 from finecap.report import ReportError
 from finecap.report.gallery_html import Sample, page_name, render_page
-from finecap.report.reader import read_columns
 
 COLUMNS = ["key", "image", "width", "height", "captions", "regions"]
 
@@ -60,11 +59,11 @@ def _thumbnail(data: bytes, width: int, height: int, side: int) -> bytes:
 
 def collect_samples(output: str, options: GalleryOptions, gallery_dir: str) -> list[Sample]:
     """Read the sampled rows and write their images under `gallery_dir`/images."""
-    manifests = committed_manifests(output)
-    picks = sample_positions({s: m["rows_written"] for s, m in manifests.items()}, options.size)
+    shards = {s.shard_id: s for s in committed_shards(output)}
+    picks = sample_positions({i: s.manifest["rows_written"] for i, s in shards.items()}, options.size)
     samples = []
     for shard, positions in sorted(picks.items()):
-        rows = read_columns(data_uri(output, shard), COLUMNS).take(positions).to_pylist()
+        rows = read_data(shards[shard], COLUMNS).take(positions).to_pylist()
         for row in rows:
             name = f"images/{len(samples) + 1:05d}.jpg"
             thumb = _thumbnail(row["image"]["bytes"], row["width"], row["height"], options.thumb_side)

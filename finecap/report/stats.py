@@ -14,10 +14,9 @@ from collections import Counter, defaultdict
 import polars as pl
 
 from finecap import storage
-from finecap.dataset.layout import committed_manifests, data_uri
+from finecap.dataset import committed_shards, iter_committed
 from finecap.report import hist
 from finecap.report.hist import Numeric
-from finecap.report.reader import iter_shards
 
 COLUMNS = ["width", "height", "captions", "regions", "quality"]
 ORIGINS = ("detector", "ocr")  # always reported, even when a build made none of them
@@ -174,14 +173,14 @@ def _manifest_facts(manifests: dict[str, dict]) -> dict:
 
 def collect_stats(output: str) -> dict:
     """Statistics of every committed shard under `output` (see the module doc)."""
-    manifests = committed_manifests(output)
+    shards = committed_shards(output)
     totals = _Totals()
     data_bytes = 0
-    for shard_id, _, data, rejects in iter_shards(output, COLUMNS, manifests):
+    for shard, data, rejects in iter_committed(output, COLUMNS, rejects=True, shards=shards):
         totals.add_shard(pl.from_arrow(data), pl.from_arrow(rejects))
-        fs, path = storage.filesystem(data_uri(output, shard_id))
+        fs, path = storage.filesystem(shard.data_uri)
         data_bytes += fs.size(path)
-    facts = _manifest_facts(manifests)
+    facts = _manifest_facts({s.shard_id: s.manifest for s in shards})
     return {"output": output, "shards": facts.pop("shards"), "data_bytes": data_bytes, **totals.to_dict(), **facts}
 
 

@@ -1,11 +1,16 @@
-"""Shard commit: merge a shard's staged pieces into its final files, then write the manifest.
+"""Shard commit: the driver's side of writing a shard, through the one shard writer.
 
-Exactly-once rests on three rules: final files are named after the input shard (a rerun
-overwrites, never adds); every file is written whole before the manifest; the manifest, written
-last, is the commit marker that resume and validation trust. Pieces are merged by key, first
+The write order and file names are the shard writer's (finecap/dataset/writer.py): a version's
+files are written whole under names no committed manifest uses, then the manifest (the commit
+marker that resume and validation trust), then the previous version's files are deleted.
+
+Exactly-once: a shard is committed from the first complete report of its rows. A shard that
+arrived in one batch was written by its worker as final files (a `final` piece); the commit checks
+their counts and writes the manifest. Any other shard's staged pieces are merged by key, first
 piece wins, so a row staged twice by a retried task is written once. A shard reads only pieces
 its own run staged (`_staging/RUN/SHARD/`), and a piece reported after its shard committed is
-dropped (`route_piece`).
+dropped (`route_piece`): its files, never named by a manifest, are orphans the next build's
+`remove_orphans` (or the run's staging cleanup) deletes.
 """
 
 from __future__ import annotations
@@ -17,10 +22,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from finecap import storage
+from finecap.dataset import writer
 from finecap.dataset.layout import committed_manifests, data_uri, manifest_uri, rejects_uri  # noqa: F401 (re-exported)
 from finecap.schema import load_schema
 from finecap.stages.write import ADHOC_RUN, STAGING, read_piece, staging_dir, where
@@ -44,6 +48,9 @@ class ShardProgress:
     seconds: Counter = field(default_factory=Counter)
 
     def add(self, piece: dict) -> None:
+        if piece.get("final"):
+            self._add_final(piece)
+            return
         ours = f"{STAGING}/{self.run_id}/{self.shard_id}/"
         if not all(ours in piece[name].replace("\\", "/") for name in ("data_file", "rejects_file")):
             log.warning("%s: ignoring a piece staged outside this run's folder: %s", self.shard_id, piece["data_file"])
@@ -54,6 +61,25 @@ class ShardProgress:
         self.keys |= new_keys
         self.pieces.append(piece)
         self.seconds.update(json.loads(piece["stage_seconds"]))
+
+    def _add_final(self, piece: dict) -> None:
+        """A worker wrote the whole shard: its report replaces any pieces staged so far."""
+        if self.complete:
+            return  # the shard is already whole: the first complete report wins
+        if piece.get("run") != self.run_id or len(set(piece["keys"])) < self.rows_in:
+            log.warning("%s: ignoring a final piece of another run or not the whole shard: %s", self.shard_id,
+                        piece["data_file"])
+            return
+        self.keys = set(piece["keys"])
+        self.pieces = [piece]
+        self.seconds = Counter(json.loads(piece["stage_seconds"]))
+
+    @property
+    def final_piece(self) -> dict | None:
+        """The worker-written report the shard commits from, if it arrived whole."""
+        if len(self.pieces) == 1 and self.pieces[0].get("final"):
+            return self.pieces[0]
+        return None
 
     @property
     def complete(self) -> bool:
@@ -76,11 +102,43 @@ def route_piece(progress: dict[str, ShardProgress], piece: dict) -> ShardProgres
     return shard
 
 
-
-
-
 def commit_shard(output: str, progress: ShardProgress, run_facts: dict, compression: str | None) -> dict:
-    """Write data, rejects, then the manifest for one complete shard; return the manifest."""
+    """Commit one complete shard through the shard writer; return the manifest written.
+
+    A shard written whole by its worker (a `final` piece) has its files checked against the
+    report (footers only) and gets its manifest; any other has its staged pieces merged and
+    written. Either way the previous version's files are deleted after the new manifest.
+    """
+    previous = writer.read_manifest(output, progress.shard_id)
+    manifest = _manifest_facts(progress, run_facts)
+    final = progress.final_piece
+    try:
+        if final is not None:
+            manifest = _commit_final(output, final, manifest, previous)
+        else:
+            manifest = _commit_staged(output, progress, manifest, compression, previous)
+    except writer.ShardWriteError as exc:
+        raise CommitError(str(exc)) from None
+    storage.remove(staging_dir(output, progress.shard_id, progress.run_id), recursive=True)
+    return manifest
+
+
+def _manifest_facts(progress: ShardProgress, run_facts: dict) -> dict:
+    """Everything in the manifest but the files and their counts (the writer fills those in)."""
+    return {
+        "shard": progress.shard_id,
+        "rows_in": progress.rows_in,
+        "stage_seconds": {k: round(v, 4) for k, v in sorted(progress.seconds.items())},
+        "stage_rows_per_s": {
+            k: round(progress.rows_in / v, 3) for k, v in sorted(progress.seconds.items()) if v > 0
+        },
+        "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **run_facts,
+    }
+
+
+def _commit_staged(output: str, progress: ShardProgress, manifest: dict, compression: str | None,
+                   previous: dict | None) -> dict:
     schema = load_schema()
     data, rejects = _merge(progress)
     if data.num_rows + rejects.num_rows != progress.rows_in:
@@ -90,36 +148,30 @@ def commit_shard(output: str, progress: ShardProgress, run_facts: dict, compress
         )
     data = data.cast(schema.arrow) if data.num_rows else schema.arrow.empty_table()
     rejects = rejects.cast(schema.rejects_arrow) if rejects.num_rows else schema.rejects_arrow.empty_table()
-    _write_parquet(data_uri(output, progress.shard_id), data, compression)
-    _write_parquet(rejects_uri(output, progress.shard_id), rejects, compression)
-    reasons = Counter(
-        f"{s}/{r}"
-        for s, r in zip(rejects.column("stage").to_pylist(), rejects.column("reason").to_pylist(), strict=True)
-    )
-    manifest = {
-        "shard": progress.shard_id,
-        "rows_in": progress.rows_in,
-        "rows_written": data.num_rows,
-        "rows_rejected": rejects.num_rows,
-        "rejects_by_reason": dict(sorted(reasons.items())),
-        "files": {
-            "data": f"data/{progress.shard_id}.parquet",
-            "rejects": f"rejects/{progress.shard_id}.parquet",
-        },
-        "stage_seconds": {k: round(v, 4) for k, v in sorted(progress.seconds.items())},
-        "stage_rows_per_s": {
-            k: round(progress.rows_in / v, 3) for k, v in sorted(progress.seconds.items()) if v > 0
-        },
-        "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        **run_facts,
-    }
-    storage.write_bytes(manifest_uri(output, progress.shard_id), json.dumps(manifest, indent=2).encode())
-    storage.remove(staging_dir(output, progress.shard_id, progress.run_id), recursive=True)
-    return manifest
+    return writer.write_shard(output, progress.shard_id, data, rejects, manifest, compression, previous)
+
+
+def _commit_final(output: str, piece: dict, manifest: dict, previous: dict | None) -> dict:
+    """The manifest of files the worker already wrote: only the report and the footers are read."""
+    shard = manifest["shard"]
+    files = {kind: _relative(output, shard, kind, piece[f"{kind}_file"]) for kind in writer.KINDS}
+    manifest = {**manifest, "rows_written": piece["rows_written"], "rows_rejected": piece["rows_rejected"],
+                "rejects_by_reason": json.loads(piece["rejects_by_reason"]), "files": files}
+    writer.check_accounting(manifest)
+    writer.check_files(output, manifest)
+    return writer.commit_files(output, manifest, previous)
+
+
+def _relative(output: str, shard: str, kind: str, uri: str) -> str:
+    """The manifest's name for a file a worker reported, refusing one outside the shard's names."""
+    relative = f"{kind}/{uri.replace(chr(92), '/').rsplit('/', 1)[-1]}"
+    if not writer.is_shard_file(shard, kind, relative) or writer.file_uri(output, relative) != uri:
+        raise CommitError(f"{shard}: the reported {kind} file {uri} is not one of the shard's files in {output}")
+    return relative
 
 
 def _merge(progress: ShardProgress) -> tuple[pa.Table, pa.Table]:
-    """Concatenate the reported pieces, keeping each key's first occurrence, sorted by key."""
+    """Concatenate the reported pieces, keeping each key's first occurrence (the writer sorts)."""
     claimed: set[str] = set()
     data_parts, reject_parts = [], []
     for piece in progress.pieces:
@@ -129,21 +181,11 @@ def _merge(progress: ShardProgress) -> tuple[pa.Table, pa.Table]:
             keep = pa.array([k not in claimed for k in keys], pa.bool_())
             parts.append(where(table, keep))
         claimed.update(piece["keys"])
-    return _sorted(data_parts), _sorted(reject_parts)
+    return _concat(data_parts), _concat(reject_parts)
 
 
-def _sorted(parts: list[pa.Table]) -> pa.Table:
+def _concat(parts: list[pa.Table]) -> pa.Table:
     parts = [p for p in parts if p.num_rows]
     if not parts:
         return pa.table({"key": pa.array([], pa.string())})
-    table = pa.concat_tables(parts)
-    order = pc.sort_indices(table, [("key", "ascending")])
-    if pc.all(pc.equal(order, pa.array(range(table.num_rows), order.type))).as_py():
-        return table  # already in key order (batches arrived in order): no copy of the images
-    return table.take(order)
-
-
-def _write_parquet(uri: str, table: pa.Table, compression: str | None) -> None:
-    buffer = pa.BufferOutputStream()
-    pq.write_table(table, buffer, compression=compression)
-    storage.write_bytes(uri, buffer.getvalue())  # an Arrow buffer: no copy of the file's bytes
+    return parts[0] if len(parts) == 1 else pa.concat_tables(parts)

@@ -14,23 +14,26 @@ import pyarrow as pa
 
 from finecap.config import PipelineConfig
 from finecap.runtime.isolation import IsolatedStage, Isolation, load_stage
+from finecap.runtime.rebuild import RebuildPlan, read_shard
 from finecap.sources import ShardSpec, make_source
 from finecap.stages import pipeline_stages, stage_model
-from finecap.stages.write import ADHOC_RUN, PieceWriter
+from finecap.stages.write import ADHOC_RUN, SHARD_ROWS, PieceWriter
 
 # Staging is I/O: a fraction of a CPU leaves room for the model stages.
 IO_CPUS = 0.25
 
 
-def read_shards(batch: pa.Table, config: PipelineConfig) -> pa.Table:
-    """Ray task body: one shard spec row in, that shard's rows out."""
+def read_shards(batch: pa.Table, config: PipelineConfig, plan: RebuildPlan | None = None) -> pa.Table:
+    """Ray task body: one shard spec row in, that shard's rows out (read back when rebuilt)."""
     source = make_source(config)
     tables = []
     for row in batch.to_pylist():
         started = time.perf_counter()
-        table = source.read(ShardSpec(row["shard_id"], row["num_rows"], row["items"]))
+        table = read_shard(ShardSpec(row["shard_id"], row["num_rows"], row["items"]), source, plan)
         per_row = (time.perf_counter() - started) / max(table.num_rows, 1)
-        tables.append(table.append_column("_seconds_read", pa.array([per_row] * table.num_rows)))
+        table = table.append_column("_seconds_read", pa.array([per_row] * table.num_rows))
+        # The shard's size on every row: the writer commits a shard that arrives whole directly.
+        tables.append(table.append_column(SHARD_ROWS, pa.array([row["num_rows"]] * table.num_rows, pa.int64())))
     return pa.concat_tables(tables)
 
 
@@ -39,8 +42,9 @@ def run_stage_task(batch: pa.Table, stage_cls: type, config: PipelineConfig, kwa
     return IsolatedStage(stage_cls(config, **kwargs), isolation)(batch)
 
 
-def write_pieces(batch: pa.Table, config: PipelineConfig, config_hash: str, run_id: str = ADHOC_RUN) -> pa.Table:
-    return PieceWriter(config, config_hash, run_id)(batch)
+def write_pieces(batch: pa.Table, config: PipelineConfig, config_hash: str, run_id: str = ADHOC_RUN,
+                 provenance: dict | None = None) -> pa.Table:
+    return PieceWriter(config, config_hash, run_id, **(provenance or {}))(batch)
 
 
 class StageActor:
@@ -76,14 +80,20 @@ def worker_processes(config: PipelineConfig, cpus: float) -> int:
 
 
 def build_dataset(config: PipelineConfig, specs: list[ShardSpec], config_hash: str, journal_root: str,
-                  run_id: str = ADHOC_RUN):
+                  run_id: str = ADHOC_RUN, plan: RebuildPlan | None = None, provenance: dict | None = None):
+    """The graph over `specs`; with a rebuild `plan`, only the stages some row needs run."""
     import ray
     from ray.data import TaskPoolStrategy
 
     stages = pipeline_stages(config)
+    if plan is not None:
+        needed = set(plan.graph_stages([cls.name for cls, _ in stages]))
+        stages = [(cls, kwargs) for cls, kwargs in stages if cls.name in needed]
     isolation = Isolation.from_config(config, journal_root)
     restarts = config.run.max_worker_restarts
-    first = stages[0][0].resources(config)  # fetch or prepare: always a task stage
+    # fetch or prepare: a task stage (in a rebuild maybe a model stage: reads then run as tasks
+    # beside it at the first stage's width).
+    first = stages[0][0].resources(config) if stages else config.prepare.resources
     ds = ray.data.from_items([s.to_row() for s in specs], override_num_blocks=len(specs))
     if config.run.ray_address:
         # On a cluster reads stay small tasks of their own: fused into the fetch tasks, the fetches
@@ -98,7 +108,7 @@ def build_dataset(config: PipelineConfig, specs: list[ShardSpec], config_hash: s
         read_cpus, read_compute = first.num_cpus, TaskPoolStrategy(size=first.concurrency)
     ds = ds.map_batches(
         read_shards,
-        fn_kwargs={"config": config},
+        fn_kwargs={"config": config, "plan": plan},
         batch_size=1,
         batch_format="pyarrow",
         num_cpus=read_cpus,
@@ -134,7 +144,7 @@ def build_dataset(config: PipelineConfig, specs: list[ShardSpec], config_hash: s
             )
     return ds.map_batches(
         write_pieces,
-        fn_kwargs={"config": config, "config_hash": config_hash, "run_id": run_id},
+        fn_kwargs={"config": config, "config_hash": config_hash, "run_id": run_id, "provenance": provenance},
         batch_size=None,
         batch_format="pyarrow",
         num_cpus=IO_CPUS,

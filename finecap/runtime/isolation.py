@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from finecap.config import PipelineConfig
+from finecap.errors import UserError
 from finecap.runtime.journal import CrashJournal, DeadPiece, Watchdog
 from finecap.stages.base import Stage, mark_rejected
 
@@ -111,7 +112,7 @@ class IsolatedStage:
         return pa.concat_tables([left, right], promote_options="permissive")
 
 
-class RunFailed(RuntimeError):
+class RunFailed(UserError, RuntimeError):
     """The run cannot go on; str() is the one line the command prints."""
 
 

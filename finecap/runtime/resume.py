@@ -1,4 +1,4 @@
-"""Resume rules: write only into FineCap outputs; skip committed shards; refuse to mix configs.
+"""Resume rules: write only into FineCap outputs; find committed shards; start over on request.
 
 An output is FineCap's when it holds the marker `_finecap.json` (written by every build since
 the output lock landed) or, for outputs built before it, a `_manifest/*.json` with FineCap's
@@ -14,18 +14,19 @@ import time
 
 from finecap import __version__, storage
 from finecap.dataset.layout import committed_manifests
+from finecap.errors import UserError
 from finecap.stages.write import STAGING
 
 MARKER = "_finecap.json"
 # Everything a build and the dataset passes write, including the report and card that describe
 # the old data. Not the lock (the run deleting these holds it) nor the marker.
-OUTPUT_DIRS = ("data", "rejects", "_manifest", STAGING, "_dedup", "report", "balance", "README.md")
+OUTPUT_DIRS = ("data", "rejects", "_manifest", "_versions", STAGING, "_dedup", "report", "balance", "README.md")
 SCRATCH = {MARKER, "_lock.json", STAGING}
 # What commit_shard writes into every manifest, whatever the run facts.
 MANIFEST_FIELDS = {"shard", "rows_in", "rows_written", "rows_rejected", "files", "committed_at"}
 
 
-class ResumeRefused(RuntimeError):
+class ResumeRefused(UserError, RuntimeError):
     """The run may not write this output as asked (another config, not a FineCap output, locked)."""
 
 
@@ -71,9 +72,10 @@ def clear_stale_staging(output: str, run_id: str) -> None:
             storage.remove(storage.join(root, name), recursive=True)
 
 
-def committed_for_run(output: str, config_hash: str, resume: bool) -> dict[str, dict]:
-    """Manifests of shards this run may skip; with resume=False, wipe the output first.
+def committed_for_run(output: str, resume: bool) -> dict[str, dict]:
+    """Manifests of the shards committed so far; with resume=False, wipe the output first.
 
+    Which of them this run skips or rebuilds is the build plan's business (runtime/build_plan.py).
     Callers check ownership first (check_ownership) and hold the output lock.
     """
     if not resume:
@@ -81,11 +83,4 @@ def committed_for_run(output: str, config_hash: str, resume: bool) -> dict[str, 
         for name in OUTPUT_DIRS:
             storage.remove(storage.join(output, name), recursive=True)
         return {}
-    manifests = committed_manifests(output)
-    other = sorted({m["config_hash"] for m in manifests.values()} - {config_hash})
-    if other:
-        raise ResumeRefused(
-            f"{output} holds shards built with config {', '.join(other)}, this run has {config_hash}; "
-            "rerun with the same config to resume, or pass --no-resume to start over (deletes them)"
-        )
-    return manifests
+    return committed_manifests(output)

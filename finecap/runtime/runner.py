@@ -9,11 +9,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from finecap import __version__, storage
-from finecap.config import ConfigError, PipelineConfig, config_hash
-from finecap.models.registry import resolve_model
-from finecap.models.revision import model_revision
+from finecap.config import ConfigError, PipelineConfig
+from finecap.dataset.writer import remove_orphans
 from finecap.prompts import load_prompt
 from finecap.redact import public_uri
+from finecap.runtime.build_plan import FROM_KIND, BuildPlan, complete_version, plan_build
 from finecap.runtime.commit import ShardProgress, commit_shard, route_piece
 from finecap.runtime.graph import build_dataset
 from finecap.runtime.isolation import crash_journal, run_failure
@@ -21,8 +21,9 @@ from finecap.runtime.lock import output_lock
 from finecap.runtime.ray_session import ray_session, reap_leftover_sessions
 from finecap.runtime.resume import check_ownership, clear_stale_staging, committed_for_run, mark_output
 from finecap.schema import SCHEMA_VERSION
-from finecap.sources import make_source
+from finecap.sources import make_source, resolve_source
 from finecap.stages import stage_models
+from finecap.stages.fingerprints import StagePrint, pipeline_prints, prints_hash
 from finecap.stages.write import ADHOC_RUN, run_staging_dir
 
 log = logging.getLogger(__name__)
@@ -68,26 +69,18 @@ class BuildSummary:
         ]
 
 
-def run_facts(config: PipelineConfig, chash: str) -> dict:
-    """What every manifest records about the run: versions, config hash, models and prompts."""
-
-    models = []
-    for entry in stage_models(config):
-        if entry["stage"] == "ocr":
-            from finecap.engines.ocr import ocr_revision
-
-            revision = ocr_revision()
-        else:
-            revision = model_revision(resolve_model(entry["model"]))
-        prompt = entry.pop("prompt_id", None)
-        models.append({**entry, "revision": revision, **({"prompt_id": prompt} if prompt else {})})
+def run_facts(config: PipelineConfig, prints: dict[str, StagePrint] | None = None, version: str | None = None) -> dict:
+    """What every manifest records about the run: versions, fingerprints, models and prompts."""
+    prints = pipeline_prints(config) if prints is None else prints
     prompts = {pid: load_prompt(config.prompts_path(), pid).sha256 for pid in config.prompt_ids()}
     return {
         "finecap_version": __version__,
         "schema_version": SCHEMA_VERSION,
-        "config_hash": chash,
+        "config_hash": prints_hash(prints),
+        "version": version,
+        "fingerprints": {name: p.fingerprint for name, p in prints.items()},
         "source": public_uri(config.source.uri),  # never a presigned query string or a password
-        "models": models,
+        "models": stage_models(config),
         "prompts": prompts,
     }
 
@@ -97,45 +90,56 @@ def run_build(config: PipelineConfig, resume: bool = True) -> BuildSummary:
     output = config.output.uri
     if not output:
         raise ConfigError("output.uri: no output given (set it in the YAML or pass --output)")
-    chash = config_hash(config)
+    resolve_source(config)  # source.kind auto -> what the input is (in place); an explicit kind is checked
+    if config.source.kind == FROM_KIND and public_uri(config.source.uri) == public_uri(output):
+        raise ConfigError("source.uri: a build from an earlier output writes a new output; to rebuild "
+                          f"{output} in place, rerun finecap build on it without --from")
     check_ownership(output)  # before any work, and before the lock: never write into a folder not ours
-    specs = make_source(config).plan()
+    # A source that cannot be read fails here, before the lock (a build from an earlier output
+    # plans from that output's manifests instead).
+    specs = None if config.source.kind == FROM_KIND else make_source(config).plan()
     with output_lock(output, config.run, "build") as lock:
-        return _build_locked(config, resume, chash, specs, lock, started)
+        return _build_locked(config, resume, specs, lock, started)
 
 
-def _build_locked(config: PipelineConfig, resume: bool, chash: str, specs: list, lock, started: float) -> BuildSummary:
+def _build_locked(config: PipelineConfig, resume: bool, specs, lock, started: float) -> BuildSummary:
     output = config.output.uri
-    done = committed_for_run(output, chash, resume)
+    own = committed_for_run(output, resume)
     mark_output(output)
     clear_stale_staging(output, lock.owner)  # pieces of killed runs: we hold the lock, they are gone
-    todo = [s for s in specs if s.shard_id not in done]
+    remove_orphans(output)  # shard files no manifest names (a killed commit or rewrite left them)
+    plan = plan_build(config, own, specs)
+    config = plan.config
+    for line in plan.lines:
+        print(line, flush=True)
     if not config.run.ray_address:
         reap_leftover_sessions(config)
-    summary = BuildSummary(output, chash, len(specs), len(specs) - len(todo))
-    log.info("%d shards planned, %d already committed", len(specs), summary.shards_skipped)
-    if todo:
-        facts = run_facts(config, chash)
+    summary = BuildSummary(output, plan.config_hash, len(plan.specs), len(plan.specs) - len(plan.todo))
+    log.info("%d shards planned, %d already committed", len(plan.specs), summary.shards_skipped)
+    if plan.todo:
+        facts = run_facts(config, plan.prints, plan.version["version"])
         compression = None if config.output.compression == "none" else config.output.compression
         with ray_session(config), crash_journal(config) as journal_root:
             try:
-                _drive(config, todo, chash, facts, compression, summary, started, journal_root, lock)
+                _drive(config, plan, facts, compression, summary, started, journal_root, lock)
             except Exception as exc:
                 failure = run_failure(exc)
                 if failure is None:
                     raise
                 raise failure from exc
+    complete_version(output, plan.version)
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _drive(config, todo, chash, facts, compression, summary: BuildSummary, started: float,
+def _drive(config, plan: BuildPlan, facts, compression, summary: BuildSummary, started: float,
            journal_root: str, lock=None) -> None:
     run_id = lock.owner if lock else ADHOC_RUN
-    progress = {s.shard_id: ShardProgress(s.shard_id, s.num_rows, run_id) for s in todo}
+    progress = {s.shard_id: ShardProgress(s.shard_id, s.num_rows, run_id) for s in plan.todo}
     pending: list[Future] = []
     last_report = time.monotonic()
-    dataset = build_dataset(config, todo, chash, journal_root, run_id)
+    provenance = {"fingerprints": plan.fingerprints, "version": plan.version["version"]}
+    dataset = build_dataset(config, plan.todo, plan.config_hash, journal_root, run_id, plan.rebuild, provenance)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="commit") as pool:
         for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
             for piece in batch.to_pylist():
@@ -152,6 +156,7 @@ def _drive(config, todo, chash, facts, compression, summary: BuildSummary, start
         for future in pending:
             summary.add(future.result())
     storage.remove(run_staging_dir(config.output.uri, run_id), recursive=True)  # only this run's
+    remove_orphans(config.output.uri)  # files of retried tasks' duplicate reports: no commit is in flight now
     if progress:
         missing = ", ".join(sorted(progress)[:5])
         raise RuntimeError(f"the pipeline ended before these shards were complete: {missing}")

@@ -1,4 +1,4 @@
-"""Synthetic benchmark datasets: generated scenes written as finecap/v1 shards with exact ground truth.
+"""Synthetic benchmark datasets: generated scenes written as finecap shards with exact ground truth.
 
 Why: the trainer must show that it learns on a CPU without any pretrained model, and that needs
 data whose every caption and box is true. `write_synth_dataset` draws scenes with
@@ -61,7 +61,7 @@ def _regions(scene: Scene) -> list[dict]:
 
 
 def scene_row(key: str, scene: Scene, shard: str, config_hash: str) -> dict:
-    """One finecap/v1 row (a plain dict) of a generated scene."""
+    """One finecap row (a plain dict) of a generated scene."""
     buffer = io.BytesIO()
     scene.image.save(buffer, format="PNG", compress_level=1)
     return {
@@ -156,7 +156,7 @@ def _synth_command(args: argparse.Namespace) -> int:
 def register_synth(samples_subparsers) -> None:
     """Add `finecap samples synth OUTPUT_URI [--n N] [--seed S]`."""
     synth = samples_subparsers.add_parser(
-        "synth", help="write synthetic scenes with exact ground truth as finecap/v1 train and heldout datasets")
+        "synth", help="write synthetic scenes with exact ground truth as finecap train and heldout datasets")
     synth.add_argument("output", help="output URI; writes OUTPUT/train and OUTPUT/heldout")
     synth.add_argument("--n", type=int, default=1000, help="number of scenes (both splits)")
     synth.add_argument("--seed", type=int, default=0)

@@ -16,6 +16,11 @@ from finecap.stages.regions import RegionsStage
 # Local captions, in order: phrases from the captions, boxes for the phrases, text lines, then
 # a caption for every region.
 REGION_STAGES: tuple[type[Stage], ...] = (PhrasesStage, DetectStage, OcrStage, RegionsStage)
+# The one registry: every stage by name, in pipeline order. Adding a stage is its module plus an
+# entry here (and in pipeline_stages when it is not always on).
+STAGES_BY_NAME: dict[str, type[Stage]] = {
+    cls.name: cls for cls in (FetchStage, PrepareStage, FilterStage, CaptionStage, *REGION_STAGES)
+}
 
 
 def pipeline_stages(config: PipelineConfig) -> list[tuple[type[Stage], dict]]:
@@ -31,29 +36,21 @@ def pipeline_stages(config: PipelineConfig) -> list[tuple[type[Stage], dict]]:
 
 
 def stage_models(config: PipelineConfig) -> list[dict]:
-    """The models the enabled stages use, in pipeline order: stage, name, model (and prompt_id)."""
-    models: list[dict] = []
-    if config.caption.enabled:
-        models += [{"stage": "caption", "name": c.name, "model": c.model, "prompt_id": c.prompt}
-                   for c in config.caption.captioners]
-    if config.detect.enabled:
-        models.append({"stage": "detect", "name": "detector", "model": config.detect.model})
-    if config.ocr.enabled:
-        models.append({"stage": "ocr", "name": "ocr", "model": "PP-OCRv4 (rapidocr-onnxruntime)"})
-    if config.regions.enabled and config.regions.captioner:
-        c = config.regions.captioner
-        models.append({"stage": "regions", "name": c.name, "model": c.model, "prompt_id": c.prompt})
+    """The models and prompts of the enabled stages, as each declares them, in pipeline order."""
+    seen, models = set(), []
+    for stage_cls, _ in pipeline_stages(config):
+        if stage_cls.name not in seen:
+            seen.add(stage_cls.name)
+            models += stage_cls.provenance(config)
     return models
 
 
 def stage_model(config: PipelineConfig, stage_cls: type[Stage], kwargs: dict) -> str | None:
     """The model one stage worker loads (None for stages without one)."""
-    if stage_cls is PhrasesStage:
-        return config.phrases.spacy_model
-    for entry in stage_models(config):
-        if entry["stage"] == stage_cls.name and kwargs.get("captioner", entry["name"]) == entry["name"]:
+    for entry in stage_cls.provenance(config):
+        if kwargs.get("captioner", entry["name"]) == entry["name"]:
             return entry["model"]
     return None
 
 
-__all__ = ["Stage", "pipeline_stages", "stage_model", "stage_models"]
+__all__ = ["STAGES_BY_NAME", "Stage", "pipeline_stages", "stage_model", "stage_models"]

@@ -6,6 +6,15 @@ rejected by an earlier stage pass through untouched. Per-row failures become rej
 (stage + reason + detail); only infrastructure failures raise, and Ray retries those.
 It declares its resources from config so Ray can place it, and it is a plain callable, so
 tests run it without Ray.
+
+For incremental rebuilds (finecap/stages/fingerprints.py, finecap/runtime/rebuild.py) a stage also
+declares, from its own config section: `inputs` (the stages whose output it reads), `semantic`
+(the settings that change its output: model and revision, prompt text, thresholds, sampling;
+never resources, devices, endpoints, retries or thread counts), `provenance` (the models and
+prompts it uses) and `clear` (removes its output from kept rows before it runs again). A
+`transient` stage's output is not kept in the dataset, so it runs again whenever a stage reading
+it does. Rows carrying the working column `_rerun` are gated: a stage works on a row only when
+the row is new (`*`) or names the stage.
 """
 
 from __future__ import annotations
@@ -20,6 +29,9 @@ import pyarrow.compute as pc
 from finecap.config import PipelineConfig, Resources
 
 REJECT_COLUMNS = ("reject_stage", "reject_reason", "reject_detail")
+# Working column of rebuilt rows: "*" (a new row: every stage) or ",stage,stage," (the stages
+# that run again on a kept row). Absent in a first build: every stage works on every row.
+RERUN = "_rerun"
 
 
 class Stage(ABC):
@@ -28,6 +40,8 @@ class Stage(ABC):
     name: ClassVar[str]
     # Model stages run in a Ray actor pool (the model loads once per actor); others run as tasks.
     holds_model: ClassVar[bool] = False
+    # Output only later stages read, never written to the dataset (phrases, prepare's model copy).
+    transient: ClassVar[bool] = False
 
     def __init__(self, config: PipelineConfig):
         self.config = config
@@ -41,6 +55,26 @@ class Stage(ABC):
     def resources(cls, config: PipelineConfig) -> Resources:
         """CPUs, GPUs, concurrency and batch size this stage asks Ray for."""
 
+    @classmethod
+    def inputs(cls, config: PipelineConfig) -> tuple[str, ...]:
+        """Names of the stages (or "source") whose output this stage reads."""
+        return ()
+
+    @classmethod
+    def semantic(cls, config: PipelineConfig) -> dict:
+        """The settings that change this stage's output (JSON-able): its fingerprint's content."""
+        return {}
+
+    @classmethod
+    def provenance(cls, config: PipelineConfig) -> list[dict]:
+        """The models and prompts this stage uses: [{stage, name, model, revision[, prompt_id]}]."""
+        return []
+
+    @classmethod
+    def clear(cls, batch: pa.Table) -> pa.Table:
+        """Kept rows without this stage's output, before the stage runs on them again."""
+        return batch
+
     @abstractmethod
     def process(self, batch: pa.Table) -> pa.Table:
         """Work on the rows not yet rejected; return the same rows with new columns or reject marks."""
@@ -49,8 +83,12 @@ class Stage(ABC):
         started = time.perf_counter()
         batch = ensure_reject_columns(batch)
         active_mask = pc.is_null(batch.column("reject_stage"))
+        if RERUN in batch.column_names:
+            active_mask = pc.and_(active_mask, reruns(batch.column(RERUN), self.name))
         active = batch.filter(active_mask)
-        done = self.process(active) if active.num_rows else active
+        if not active.num_rows:
+            return batch  # nothing for this stage here: no busy time recorded
+        done = self.process(active)
         if done.num_rows != active.num_rows:
             raise RuntimeError(f"stage {self.name} returned {done.num_rows} rows for {active.num_rows}")
         inactive = batch.filter(pc.invert(active_mask))
@@ -58,6 +96,13 @@ class Stage(ABC):
         # Busy time spread over the batch's rows, so per-shard sums are exact wherever rows travel.
         per_row = (time.perf_counter() - started) / max(out.num_rows, 1)
         return set_column(out, f"_seconds_{self.name}", pa.array([per_row] * out.num_rows, pa.float64()))
+
+
+def reruns(column: pa.ChunkedArray, stage: str) -> pa.ChunkedArray:
+    """Per row: whether `stage` works on it (a new row, or a kept row naming the stage)."""
+    fresh = pc.equal(column, "*")
+    named = pc.match_substring(column, f",{stage},")
+    return pc.fill_null(pc.or_(fresh, named), True)
 
 
 def ensure_reject_columns(batch: pa.Table) -> pa.Table:

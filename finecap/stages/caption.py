@@ -10,6 +10,8 @@ captioner rejects rows left with no usable caption, naming the failure.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pyarrow as pa
 from PIL import Image
 
@@ -20,6 +22,7 @@ from finecap.prompts import load_prompt
 from finecap.stages.base import RejectMarks, Stage, set_column
 from finecap.stages.caption_assign import assigned_captioners
 from finecap.stages.caption_hygiene import clean_caption, degenerate_reason
+from finecap.stages.declare import captioner_provenance, captioner_semantic
 from finecap.stages.images import decode_rows
 
 CAPTION_TYPE = pa.struct(
@@ -59,6 +62,25 @@ class CaptionStage(Stage):
     def resources(cls, config: PipelineConfig) -> Resources:
         return config.caption.resources
 
+    # One fingerprint for all captioners: hygiene retries and weighted assignment couple them.
+    @classmethod
+    def inputs(cls, config: PipelineConfig) -> tuple[str, ...]:
+        return ("prepare",)
+
+    @classmethod
+    def semantic(cls, config: PipelineConfig) -> dict:
+        cfg = config.caption
+        return {"captioners": [captioner_semantic(c, config) for c in cfg.captioners], "assign": cfg.assign,
+                "captions_per_image": cfg.captions_per_image, "hygiene": asdict(cfg.hygiene)}
+
+    @classmethod
+    def provenance(cls, config: PipelineConfig) -> list[dict]:
+        return [captioner_provenance(cls.name, c) for c in config.caption.captioners]
+
+    @classmethod
+    def clear(cls, batch: pa.Table) -> pa.Table:
+        return set_column(batch, "captions", pa.array([[]] * batch.num_rows, pa.list_(CAPTION_TYPE)))
+
     def _takes(self, key: str, tried: list[str], failed: list[str]) -> bool:
         cfg = self.config.caption
         if self.captioner.name in tried:
@@ -75,7 +97,7 @@ class CaptionStage(Stage):
         failed = _column(batch, FAILED, n)
         marks = RejectMarks(self.name, n)
         rows = [i for i in range(n) if self._takes(keys[i], tried[i], failed[i])]
-        rows, images = decode_rows(batch, "model_image", rows, self.config.prepare.max_pixels, marks)
+        rows, images = decode_rows(batch, "model_image", rows, self.config.limits.max_pixels, marks)
         generations = self._generate(images)
         for row, gen in zip(rows, generations, strict=True):
             tried[row] = tried[row] + [self.captioner.name]

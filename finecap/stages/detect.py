@@ -19,6 +19,7 @@ from finecap.engines.detector import GroundingDinoEngine
 from finecap.engines.detector_grounding import select
 from finecap.schema import load_schema
 from finecap.stages.base import RejectMarks, Stage, set_column
+from finecap.stages.declare import revision_of
 from finecap.stages.images import decode_rows
 
 
@@ -32,6 +33,14 @@ def existing_regions(batch: pa.Table) -> list[list[dict]]:
     if "regions" not in batch.column_names:
         return [[] for _ in range(batch.num_rows)]
     return [list(value or []) for value in batch.column("regions").to_pylist()]
+
+
+def drop_regions(batch: pa.Table, origin: str) -> pa.Table:
+    """`batch` without its regions of `origin` (a rebuilt stage writes them again)."""
+    if "regions" not in batch.column_names:
+        return batch
+    kept = [[r for r in row if r["origin"] != origin] for row in existing_regions(batch)]
+    return set_column(batch, "regions", pa.array(kept, regions_type()))
 
 
 def region(bbox, origin: str, score: float | None = None, phrase: str | None = None,
@@ -61,13 +70,35 @@ class DetectStage(Stage):
     def resources(cls, config: PipelineConfig) -> Resources:
         return config.detect.resources
 
+    @classmethod
+    def inputs(cls, config: PipelineConfig) -> tuple[str, ...]:
+        return ("prepare", "phrases")
+
+    @classmethod
+    def semantic(cls, config: PipelineConfig) -> dict:
+        cfg = config.detect
+        return {"model": cfg.model, "revision": revision_of(cfg.model), "dtype": cfg.dtype,
+                "box_threshold": cfg.box_threshold, "text_threshold": cfg.text_threshold,
+                "nms_iou": cfg.nms_iou, "nms_across_phrases": cfg.nms_across_phrases,
+                "min_box_area": cfg.min_box_area, "max_regions": cfg.max_regions,
+                "max_text_tokens": cfg.max_text_tokens}
+
+    @classmethod
+    def provenance(cls, config: PipelineConfig) -> list[dict]:
+        model = config.detect.model
+        return [{"stage": cls.name, "name": "detector", "model": model, "revision": revision_of(model)}]
+
+    @classmethod
+    def clear(cls, batch: pa.Table) -> pa.Table:
+        return drop_regions(batch, "detector")
+
     def process(self, batch: pa.Table) -> pa.Table:
         cfg = self.config.detect
         phrases = [list(p or []) for p in _column(batch, "phrases")]
         regions = existing_regions(batch)
         marks = RejectMarks(self.name, batch.num_rows)
         rows = [i for i, p in enumerate(phrases) if p]
-        rows, images = decode_rows(batch, "model_image", rows, self.config.prepare.max_pixels, marks)
+        rows, images = decode_rows(batch, "model_image", rows, self.config.limits.max_pixels, marks)
         texts = [[p["phrase"] for p in phrases[i]] for i in rows]
         found = self.engine.detect(images, texts, cfg.box_threshold, cfg.text_threshold) if rows else []
         for row, candidates in zip(rows, found, strict=True):
@@ -75,6 +106,8 @@ class DetectStage(Stage):
             for c in kept:
                 p = phrases[row][c.phrase]
                 regions[row].append(region(c.box, "detector", c.score, p["phrase"], p["category"]))
+            # Detector regions first, as a first build orders them, also when a rebuild keeps OCR's.
+            regions[row].sort(key=lambda r: r["origin"] != "detector")
         return marks.apply(set_column(batch, "regions", pa.array(regions, regions_type())))
 
 

@@ -14,6 +14,7 @@ from finecap.config import PipelineConfig, Resources
 from finecap.fetch.downloader import fetch_urls
 from finecap.fetch.policy import PolicyViolation, UrlPolicy, check_url
 from finecap.fetch.reasons import classify
+from finecap.sources.detect import peek_kind
 from finecap.stages.base import RejectMarks, Stage, set_column
 
 
@@ -22,11 +23,26 @@ class FetchStage(Stage):
 
     @classmethod
     def enabled(cls, config: PipelineConfig) -> bool:
-        return config.source.kind == "urls"
+        # Resolved (or explicit) on the driver before any work; a config no build has resolved yet
+        # (tests, hashing) is looked at here.
+        return peek_kind(config.source) == "urls"
 
     @classmethod
     def resources(cls, config: PipelineConfig) -> Resources:
         return config.fetch.resources
+
+    @classmethod
+    def inputs(cls, config: PipelineConfig) -> tuple[str, ...]:
+        return ("source",)
+
+    @classmethod
+    def semantic(cls, config: PipelineConfig) -> dict:
+        # What decides which URLs are refused; timeouts, retries and threads only decide how long.
+        cfg = config.fetch
+        return {"allow_private_addresses": cfg.allow_private_addresses, "max_bytes": cfg.max_bytes,
+                "max_redirects": cfg.max_redirects, "check_content_type": cfg.check_content_type,
+                "user_agent_token": cfg.user_agent_token,
+                "disallowed_header_directives": list(cfg.disallowed_header_directives)}
 
     def process(self, batch: pa.Table) -> pa.Table:
         cfg = self.config.fetch

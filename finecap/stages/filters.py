@@ -8,6 +8,8 @@ A rule whose threshold is null is off. Each rejected row says which rule and by 
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pyarrow as pa
 
 from finecap.config import FilterConfig, PipelineConfig, Resources
@@ -49,6 +51,14 @@ class FilterStage(Stage):
     def resources(cls, config: PipelineConfig) -> Resources:
         # Same placement as prepare, so Ray Data fuses the two into one task.
         return config.prepare.resources
+
+    @classmethod
+    def inputs(cls, config: PipelineConfig) -> tuple[str, ...]:
+        return ("prepare",)
+
+    @classmethod
+    def semantic(cls, config: PipelineConfig) -> dict:
+        return {k: v for k, v in asdict(config.filter).items() if k != "enabled"}
 
     def process(self, batch: pa.Table) -> pa.Table:
         marks = RejectMarks(self.name, batch.num_rows)

@@ -9,8 +9,8 @@ They are not re-read at a higher resolution: measured on a rendered page, upscal
 side from 900 to 1280 px doubled the time and dropped the spaces in 4 of 16 lines.
 
 As in the paper, a detector region whose caption says only "text" takes the OCR text inside
-it (`fill_text_captions`); this stage applies it to captions already present, the regions stage
-to the captions it writes.
+it (`fill_text_captions`, defined here with the other OCR-text rules); the regions stage applies
+it to the captions it writes, so this stage reads only its own config section.
 
 An image the engine raises on becomes an `ocr_error` reject (size and exception in the detail);
 the other rows of the batch go on.
@@ -19,14 +19,15 @@ the other rows of the batch go on.
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 
 import pyarrow as pa
 from PIL import Image
 
 from finecap.config import OcrConfig, PipelineConfig, Resources
-from finecap.engines.ocr import RapidOcrEngine, TextLine
+from finecap.engines.ocr import MODEL_NAME, RapidOcrEngine, TextLine, ocr_revision
 from finecap.stages.base import RejectMarks, Stage, set_column
-from finecap.stages.detect import existing_regions, region, regions_type
+from finecap.stages.detect import drop_regions, existing_regions, region, regions_type
 from finecap.stages.images import decode_rows
 
 _ARTICLES = {"a", "an", "the", "some"}
@@ -40,7 +41,6 @@ class OcrStage(Stage):
         super().__init__(config)
         # An engine may be handed in (tests share one); otherwise this worker builds its own.
         self.engine = engine or make_ocr_engine(config.ocr)
-        self.caption_model = f"{self.engine.model}@{self.engine.revision}"
 
     @classmethod
     def enabled(cls, config: PipelineConfig) -> bool:
@@ -50,15 +50,35 @@ class OcrStage(Stage):
     def resources(cls, config: PipelineConfig) -> Resources:
         return config.ocr.resources
 
+    @classmethod
+    def inputs(cls, config: PipelineConfig) -> tuple[str, ...]:
+        return ("prepare",)  # the original bytes, of rows prepare kept
+
+    @classmethod
+    def semantic(cls, config: PipelineConfig) -> dict:
+        cfg = asdict(config.ocr)
+        for key in ("enabled", "threads", "resources"):
+            cfg.pop(key)
+        return {**cfg, "model": MODEL_NAME, "revision": ocr_revision()}
+
+    @classmethod
+    def provenance(cls, config: PipelineConfig) -> list[dict]:
+        return [{"stage": cls.name, "name": "ocr", "model": f"{MODEL_NAME} (rapidocr-onnxruntime)",
+                 "revision": ocr_revision()}]
+
+    @classmethod
+    def clear(cls, batch: pa.Table) -> pa.Table:
+        batch = drop_regions(batch, "ocr")
+        return set_column(batch, "ocr_document", pa.nulls(batch.num_rows, pa.bool_()))
+
     def process(self, batch: pa.Table) -> pa.Table:
         cfg = self.config.ocr
         regions = existing_regions(batch)
         documents = [False] * batch.num_rows
-        text_captions = set(self.config.regions.text_captions)
         marks = RejectMarks(self.name, batch.num_rows)
         # Images are decoded one at a time: a batch of large originals never sits in memory at once.
         for row in range(batch.num_rows):
-            decoded, images = decode_rows(batch, "image_bytes", [row], self.config.prepare.max_pixels, marks)
+            decoded, images = decode_rows(batch, "image_bytes", [row], self.config.limits.max_pixels, marks)
             if not decoded:
                 continue
             image = images[0]
@@ -73,7 +93,6 @@ class OcrStage(Stage):
             )
             limit = cfg.document_max_regions if documents[row] else cfg.max_regions
             regions[row] += line_regions(lines, image.size, limit, cfg.category)
-            fill_text_captions(regions[row], text_captions, self.caption_model)
         batch = set_column(batch, "regions", pa.array(regions, regions_type()))
         return marks.apply(set_column(batch, "ocr_document", pa.array(documents, pa.bool_())))
 

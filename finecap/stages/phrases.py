@@ -12,6 +12,9 @@ Phrases are lower-cased and deduplicated per image, first mention first.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from importlib import metadata
+
 import pyarrow as pa
 
 from finecap.config import PhrasesConfig, PipelineConfig, Resources
@@ -21,6 +24,17 @@ PHRASE_TYPE = pa.struct([pa.field("phrase", pa.string()), pa.field("category", p
 # Tokens cut from the front of a chunk: articles, quantities, possessives, stray punctuation.
 _LEADING_POS = {"DET", "NUM", "PUNCT", "PRON", "PART", "SYM"}
 _EDGE_PUNCT = " '\"`‘’“”.,;:!?()[]{}"
+
+
+def spacy_model_version(model: str) -> str:
+    """The installed version of a spaCy model package (and of spaCy), without loading either."""
+    versions = []
+    for package in ("spacy", model.replace("_", "-")):
+        try:
+            versions.append(f"{package}=={metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{package}==unknown")
+    return ";".join(versions)
 
 
 def load_nlp(model: str):
@@ -104,6 +118,7 @@ class PhrasesStage(Stage):
     """Adds the working column `phrases` (list of {phrase, category}); rows are never rejected."""
 
     name = "phrases"
+    transient = True  # only detect reads the phrases; the dataset keeps them on the regions
     # An actor, so spaCy loads once per worker (~1 s) instead of once per batch.
     holds_model = True
 
@@ -118,6 +133,22 @@ class PhrasesStage(Stage):
     @classmethod
     def resources(cls, config: PipelineConfig) -> Resources:
         return config.phrases.resources
+
+    @classmethod
+    def inputs(cls, config: PipelineConfig) -> tuple[str, ...]:
+        return ("caption",)
+
+    @classmethod
+    def semantic(cls, config: PipelineConfig) -> dict:
+        cfg = asdict(config.phrases)
+        cfg.pop("enabled")
+        cfg.pop("resources")
+        return {**cfg, "spacy_version": spacy_model_version(config.phrases.spacy_model)}
+
+    @classmethod
+    def provenance(cls, config: PipelineConfig) -> list[dict]:
+        model = config.phrases.spacy_model
+        return [{"stage": cls.name, "name": "spacy", "model": model, "revision": spacy_model_version(model)}]
 
     def process(self, batch: pa.Table) -> pa.Table:
         captions = batch.column("captions").to_pylist() if "captions" in batch.column_names else []

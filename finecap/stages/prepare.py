@@ -2,7 +2,7 @@
 
 Runs on CPUs before every model stage, so engines never wait on decoding. The original bytes
 are kept untouched for the dataset; model stages read `model_image`. Decoding is the untrusted
-step: only prepare.allowed_formats are opened (EPS never), and prepare.max_pixels is checked
+step: only prepare.allowed_formats are opened (EPS never), and limits.max_pixels is checked
 from the header before any pixel is decoded (finecap/image_ops.py).
 """
 
@@ -19,6 +19,7 @@ from finecap.image_ops import (
     pixel_sha256,
     quality_scores,
 )
+from finecap.sources.detect import peek_kind
 from finecap.stages.base import RejectMarks, Stage, set_column
 
 QUALITY_TYPE = pa.struct(
@@ -28,10 +29,22 @@ QUALITY_TYPE = pa.struct(
 
 class PrepareStage(Stage):
     name = "prepare"
+    transient = True  # the model copy (`model_image`) is not kept: caption and detect need it again
 
     @classmethod
     def resources(cls, config: PipelineConfig) -> Resources:
         return config.prepare.resources
+
+    @classmethod
+    def inputs(cls, config: PipelineConfig) -> tuple[str, ...]:
+        return ("fetch",) if peek_kind(config.source) == "urls" else ("source",)
+
+    @classmethod
+    def semantic(cls, config: PipelineConfig) -> dict:
+        cfg = config.prepare
+        return {"max_pixels": config.limits.max_pixels, "max_bytes": cfg.max_bytes,
+                "allowed_formats": list(cfg.allowed_formats), "model_max_side": cfg.model_max_side,
+                "model_image_format": cfg.model_image_format}
 
     def process(self, batch: pa.Table) -> pa.Table:
         cfg = self.config.prepare
@@ -41,7 +54,7 @@ class PrepareStage(Stage):
             try:
                 if not data:
                     raise ImageRejected("empty", "no image bytes")
-                image = decode_rgb(data, cfg.max_pixels, cfg.allowed_formats)
+                image = decode_rgb(data, self.config.limits.max_pixels, cfg.allowed_formats)
                 values = {
                     "width": image.width,
                     "height": image.height,

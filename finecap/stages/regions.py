@@ -19,6 +19,7 @@ image is missing or unreadable is rejected; a failed generation leaves its regio
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 
 import pyarrow as pa
 from PIL import Image, ImageDraw
@@ -31,6 +32,7 @@ from finecap.engines.ocr import ocr_revision
 from finecap.prompts import load_prompt
 from finecap.stages.base import RejectMarks, Stage, set_column
 from finecap.stages.caption_hygiene import clean_caption
+from finecap.stages.declare import captioner_provenance, captioner_semantic
 from finecap.stages.detect import existing_regions, regions_type
 from finecap.stages.images import decode_rows
 from finecap.stages.ocr import fill_text_captions
@@ -130,6 +132,33 @@ class RegionsStage(Stage):
     def resources(cls, config: PipelineConfig) -> Resources:
         return config.regions.resources
 
+    @classmethod
+    def inputs(cls, config: PipelineConfig) -> tuple[str, ...]:
+        return tuple(s for s, on in (("detect", config.detect.enabled), ("ocr", config.ocr.enabled)) if on)
+
+    @classmethod
+    def semantic(cls, config: PipelineConfig) -> dict:
+        cfg = asdict(config.regions)
+        for key in ("enabled", "requests_per_call", "resources"):
+            cfg.pop(key)
+        cfg["captioner"] = captioner_semantic(config.regions.captioner, config)
+        cfg["ocr_revision"] = ocr_revision() if config.ocr.enabled else None  # names OCR-text captions
+        return cfg
+
+    @classmethod
+    def provenance(cls, config: PipelineConfig) -> list[dict]:
+        return [captioner_provenance(cls.name, config.regions.captioner)]
+
+    @classmethod
+    def clear(cls, batch: pa.Table) -> pa.Table:
+        """Region captions go; OCR text stays on OCR regions (OCR's output), not on detector ones."""
+        if "regions" not in batch.column_names:
+            return batch
+        cleared = [[{**r, "caption": None, "caption_model": None,
+                     **({"ocr_text": None} if r["origin"] == "detector" else {})} for r in row]
+                   for row in existing_regions(batch)]
+        return set_column(batch, "regions", pa.array(cleared, regions_type()))
+
     def process(self, batch: pa.Table) -> pa.Table:
         cfg = self.config.regions
         regions = existing_regions(batch)
@@ -149,7 +178,7 @@ class RegionsStage(Stage):
         for start in range(0, len(jobs), cfg.requests_per_call):
             chunk = [(row, r) for row, r in jobs[start : start + cfg.requests_per_call] if not marks.is_rejected(row)]
             wanted = sorted({row for row, _ in chunk})
-            rows, decoded = decode_rows(batch, "image_bytes", wanted, self.config.prepare.max_pixels, marks)
+            rows, decoded = decode_rows(batch, "image_bytes", wanted, self.config.limits.max_pixels, marks)
             images = dict(zip(rows, decoded, strict=True))
             chunk = [(row, r) for row, r in chunk if row in images]
             if not chunk:

@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
-from finecap.train import ray_launch
-
-STAGE_CHOICES = ("stage1", "stage2", "stage3")
+from finecap.train import ray_launch, stage_command
 
 
 def _train(args: argparse.Namespace) -> int:
     if ray_launch.wanted(args):  # torchrun on several nodes of a Ray cluster
         return ray_launch.launch(args)
-    from finecap.train.config import load_train_config
-    from finecap.train.loop import run_stage
-
-    config = load_train_config(args.config, args.set, **{"data.uri": args.data, "run.output": args.output})
-    summary = run_stage(config, args.stage)
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary line
-        print(f"{summary.stage}: step {summary.step}, loss {summary.loss:.4f}, checkpoint {summary.checkpoint}")
-    return 0
+    return stage_command.run(args)
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -43,11 +33,7 @@ def _eval(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     """Add `train` and `eval` to the `finecap` command."""
     train = subparsers.add_parser("train", help="train a FineViT stage on finecap shards")
-    train.add_argument("stage", choices=STAGE_CHOICES, help="stage1 (MIM), stage2 (SigLIP), stage3 (LLM alignment)")
-    train.add_argument("--config", required=True, help="training YAML, e.g. pipelines/train-tiny.yaml")
-    train.add_argument("--data", help="finecap output URI to train on (overrides data.uri)")
-    train.add_argument("--output", help="run directory; the stage writes OUTPUT/STAGE (overrides run.output)")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    stage_command.add_arguments(train)
     ray_launch.add_arguments(train)
     train.set_defaults(func=_train)
 

@@ -19,14 +19,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from finecap.errors import UserError
+
 # argparse dest -> default when --ray-address is given (all default to None: "not asked for").
 DEFAULTS = {"nodes": 1, "nproc_per_node": 1, "gpus_per_proc": 0.0, "cpus_per_proc": 1.0,
             "ray_timeout_s": 300.0}
 TAIL_LINES = 25
 
 
-class LaunchError(RuntimeError):
-    """A one-line reason the nodes could not be started."""
+class LaunchError(UserError, RuntimeError):
+    """Why the nodes could not be started (one line), or which node failed (with its last lines)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -157,18 +159,16 @@ def _follow(ray, tasks: dict) -> None:
 
 
 def launch(args: argparse.Namespace) -> int:
-    """Place the nodes, start torchrun on each, stream their output; nonzero if any node fails."""
+    """Place the nodes, start torchrun on each, stream their output; LaunchError if any node fails."""
     if args.ray_address is None:
-        print("error: --nodes, --nproc-per-node, --gpus-per-proc, --cpus-per-proc and --ray-timeout-s "
-              "need --ray-address", file=sys.stderr)
-        return 2
+        raise LaunchError("--nodes, --nproc-per-node, --gpus-per-proc, --cpus-per-proc and --ray-timeout-s "
+                          "need --ray-address")
     opts = {k: DEFAULTS[k] if getattr(args, k) is None else getattr(args, k) for k in DEFAULTS}
     n, per_node = opts["nodes"], opts["nproc_per_node"]
     per_proc = {"CPU": opts["cpus_per_proc"], "GPU": opts["gpus_per_proc"]}
     bundle = {k: v * per_node for k, v in per_proc.items() if v}
     if n < 1 or per_node < 1 or not bundle:
-        print("error: --nodes, --nproc-per-node >= 1, and processes need CPUs or GPUs", file=sys.stderr)
-        return 2
+        raise LaunchError("--nodes, --nproc-per-node >= 1, and processes need CPUs or GPUs")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
     from ray.util.placement_group import placement_group, remove_placement_group
@@ -200,9 +200,6 @@ def launch(args: argparse.Namespace) -> int:
             tasks[task.remote(torchrun, env, cwd)] = i
         _follow(ray, tasks)
         return 0
-    except LaunchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     finally:
         for task in tasks:  # still running: the worker dies, its torchrun and trainers with it
             ray.cancel(task, force=True)
@@ -218,9 +215,10 @@ def _trainer() -> None:
     die_with_parent(signal.SIGKILL)()
     if os.getppid() != parent:  # torchrun died before prctl
         os._exit(1)
-    from finecap.cli import entry_point
+    from finecap import process
+    from finecap.train.stage_command import trainer_main
 
-    entry_point()
+    process.exit_with(lambda: trainer_main(sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from finecap import storage
+from finecap.dataset import data_file_uris, is_output
 
 # What the trainer reads; the rest of a row (quality, provenance, ...) stays on disk.
 TRAIN_COLUMNS = ("key", "image", "width", "height", "captions", "regions")
@@ -48,12 +49,20 @@ class Position:
 
 
 def data_files(uri: str) -> list[str]:
-    """The shards of a finecap output (`URI/data/*.parquet`), or of a folder of parquet files."""
-    files = storage.list_files(storage.join(uri, "data"), ".parquet")
+    """The committed data files of a FineCap output, or the parquet files of a plain folder.
+
+    In an output only the files its manifests name are read: a data file no manifest names is a
+    shard still being written or the version a rebuild replaced, and training on it would count
+    rows twice or train on rows that were never committed.
+    """
+    if is_output(uri):
+        files = data_file_uris(uri)
+        if not files:
+            raise FileNotFoundError(f"{uri} is a FineCap output with no committed shards (no {uri}/_manifest/*.json)")
+        return files
+    files = storage.list_files(uri, ".parquet")
     if not files:
-        files = storage.list_files(uri, ".parquet")
-    if not files:
-        raise FileNotFoundError(f"no parquet shards under {uri} (looked in {uri}/data and {uri})")
+        raise FileNotFoundError(f"no parquet files under {uri} (and no FineCap output there: no data/ or _manifest/)")
     return files
 
 

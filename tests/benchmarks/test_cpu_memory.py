@@ -24,7 +24,7 @@ def test_cpu_overhead_prints_the_ratio_to_the_floor():
 
 
 def test_memory_scale_compares_two_sizes_without_touching_the_recorded_plot():
-    plot = REPO / "benchmarks/results/memory_scale.png"
+    plot = REPO / "finecap/benchmark_results/memory_scale.png"
     before = plot.stat().st_mtime if plot.exists() else None
     out = _run("benchmarks/memory_scale.py", "--base", "3", "--scales", "2")
     assert "peak RSS growth 8 -> 11 images" in out

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from finecap.config import config_hash, load_config
+from finecap.config import load_config
 from finecap.runtime.commit import ShardProgress, commit_shard
 from finecap.runtime.runner import run_facts
 from finecap.sources import make_source
 from finecap.stages.filters import FilterStage
+from finecap.stages.fingerprints import config_hash
 from finecap.stages.prepare import PrepareStage
 from finecap.stages.write import PieceWriter
 from tests.conftest import LOCAL_YAML
@@ -65,7 +66,7 @@ def build_output(tmp_path: Path, *overrides: str):
                                       "regions.enabled=false", *overrides],
                          **{"source.uri": str(tmp_path / "images"), "output.uri": str(tmp_path / "out")})
     chash = config_hash(config)
-    facts = run_facts(config, chash)
+    facts = run_facts(config)
     source = make_source(config)
     for spec in source.plan():
         rows = FilterStage(config)(PrepareStage(config)(source.read(spec)))

@@ -1,33 +1,32 @@
 import json
 import shutil
 
-import pyarrow.parquet as pq
+import pyarrow as pa
 import pytest
 
 from finecap import storage
+from finecap.dataset import committed_shards, orphan_data_files, read_data, read_rejects, writer
 from finecap.dedup import DedupError, run_dedup
 from finecap.dedup import run as dedup_run
-from finecap.dedup import shards as dedup_shards
 from finecap.validate import validate_output
 from tests.dedup.helpers import DISTINCT, EXACT, NEAR, build_output
 
 
 def _tables(out):
-    data = pq.read_table(out / "data").to_pylist()
-    rejects = pq.read_table(out / "rejects").to_pylist()
+    """The committed rows (the files the manifests name), data and rejects."""
+    shards = committed_shards(str(out))
+    data = pa.concat_tables([read_data(s) for s in shards]).to_pylist()
+    rejects = pa.concat_tables([read_rejects(s) for s in shards]).to_pylist()
     return data, rejects
 
 
 def _snapshot(out):
-    """Everything a reader sees, minus commit timestamps."""
+    """Everything a reader sees, minus commit timestamps and the versions' random file tags."""
     files = {}
-    for kind in ("data", "rejects"):
-        for path in sorted((out / kind).glob("*.parquet")):
-            files[f"{kind}/{path.name}"] = pq.read_table(path).to_pylist()
-    for path in sorted((out / "_manifest").glob("*.json")):
-        manifest = json.loads(path.read_text())
-        manifest.pop("committed_at")
-        files[f"_manifest/{path.name}"] = manifest
+    for shard in committed_shards(str(out)):
+        manifest = {k: v for k, v in shard.manifest.items() if k not in ("committed_at", "files")}
+        files[shard.shard_id] = {"data": read_data(shard).to_pylist(), "rejects": read_rejects(shard).to_pylist(),
+                                 "manifest": manifest}
     return files
 
 
@@ -51,7 +50,9 @@ def test_planted_duplicates_go_to_rejects_naming_what_they_duplicate(built, tmp_
     assert {f"orig-{i:02d}.png" for i in range(9, DISTINCT)} <= kept
     assert (summary.exact, summary.near) == (len(EXACT), len(NEAR))
     report = validate_output(str(out))
-    assert report.ok, report.problems
+    assert report.ok and not report.orphans, (report.problems, report.orphans)  # old versions deleted
+    rewritten = [s for s in committed_shards(str(out)) if s.manifest.get("dedup", {}).get("removed")]
+    assert rewritten and all(s.manifest["files"]["data"] != f"data/{s.shard_id}.parquet" for s in rewritten)
     for manifest in (json.loads(p.read_text()) for p in (out / "_manifest").glob("*.json")):
         assert manifest["rows_written"] + manifest["rows_rejected"] == manifest["rows_in"]
         removed = sum(n for reason, n in manifest["rejects_by_reason"].items() if reason.startswith("dedup/"))
@@ -92,19 +93,17 @@ def test_a_crash_while_applying_resumes_to_the_same_result(built, tmp_path, monk
 
 
 def _keys_per_shard(out):
-    keys = {}
-    for kind in ("data", "rejects"):
-        for path in sorted((out / kind).glob("*.parquet")):
-            keys.setdefault(path.stem, []).extend(pq.read_table(path, columns=["key"]).column("key").to_pylist())
-    return keys
+    """Per shard, the keys of its committed data and rejects rows."""
+    return {shard.shard_id: read_data(shard, ["key"]).column("key").to_pylist()
+            + read_rejects(shard, ["key"]).column("key").to_pylist() for shard in committed_shards(str(out))}
 
 
-def test_a_kill_between_the_rewrites_two_writes_loses_no_row(built, tmp_path, monkeypatch):
+def test_a_kill_between_the_rewrites_file_writes_leaves_the_old_version(built, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    before = {shard: set(keys) for shard, keys in _keys_per_shard(out).items()}
+    before, snapshot = _keys_per_shard(out), _snapshot(out)
     clean = tmp_path / "clean"
     shutil.copytree(out, clean)
-    real, writes = dedup_shards._write, []
+    real, writes = writer.write_parquet, []
 
     def killed_after_first_write(*args):
         if writes:
@@ -112,21 +111,20 @@ def test_a_kill_between_the_rewrites_two_writes_loses_no_row(built, tmp_path, mo
         writes.append(args[0])
         real(*args)
 
-    monkeypatch.setattr(dedup_shards, "_write", killed_after_first_write)
+    monkeypatch.setattr(writer, "write_parquet", killed_after_first_write)
     with pytest.raises(KeyboardInterrupt):
         run_dedup(built)
     assert len(writes) == 1
-    after = _keys_per_shard(out)
-    for shard, keys in before.items():
-        assert keys <= set(after[shard]), f"{shard} lost rows: {sorted(keys - set(after[shard]))}"
+    assert _snapshot(out) == snapshot  # the committed view: untouched, every row once
+    assert orphan_data_files(str(out)) == [writes[0]]  # the new version's data file, never named
     assert not (out / "_lock.json").exists()  # released on the way out
-    monkeypatch.setattr(dedup_shards, "_write", real)
+    monkeypatch.setattr(writer, "write_parquet", real)
     resumed = run_dedup(built)
     assert (resumed.exact, resumed.near) == (len(EXACT), len(NEAR))
     report = validate_output(str(out))
-    assert report.ok, report.problems
+    assert report.ok and not report.orphans, (report.problems, report.orphans)
     for shard, keys in _keys_per_shard(out).items():
-        assert len(keys) == len(set(keys)) and set(keys) == before[shard]  # every row exactly once
+        assert len(keys) == len(set(keys)) and set(keys) == set(before[shard])  # every row exactly once
     run_dedup(_with_output(built, clean))
     assert _snapshot(out) == _snapshot(clean)
 
@@ -155,7 +153,7 @@ def test_only_complete_builds_of_the_same_config_are_deduplicated(built, tmp_pat
     other = _with_output(local_config(), tmp_path / "out")
     with pytest.raises(DedupError, match="built with config"):
         run_dedup(other)
-    storage.remove(str(tmp_path / "out" / "data" / "part-000001.parquet"))
+    storage.remove(committed_shards(str(tmp_path / "out"))[1].data_uri)
     with pytest.raises(DedupError, match="missing"):
         run_dedup(built)
 

@@ -9,6 +9,7 @@ import pyarrow as pa
 from PIL import Image
 
 from finecap.runtime.commit import ShardProgress, commit_shard
+from finecap.schema import SCHEMA_VERSION
 from finecap.sources import make_source
 from finecap.stages.caption import CAPTION_TYPE
 from finecap.stages.detect import region, regions_type
@@ -46,7 +47,7 @@ def write_output(config, captions_by_key: dict | None = None, regions_by_key: di
     """Commit every shard of `config`'s source; return the manifests."""
     captions_by_key, regions_by_key = captions_by_key or {}, regions_by_key or {}
     source = make_source(config)
-    facts = {"config_hash": CHASH, "finecap_version": "0.1.0", "schema_version": "v1",
+    facts = {"config_hash": CHASH, "finecap_version": "0.1.0", "schema_version": SCHEMA_VERSION,
              "source": config.source.uri, "models": MODELS, "prompts": {"global_detailed/v1": "sha256:pppp"}}
     manifests = []
     for spec in source.plan():

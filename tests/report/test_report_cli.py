@@ -90,8 +90,8 @@ def test_output_folder_loads_with_datasets_through_the_card(reported, tmp_path):
 
 
 def test_report_refuses_an_output_without_shards(tmp_path, capsys):
-    assert main(["report", str(tmp_path)]) == 1
-    assert "no committed shards" in capsys.readouterr().err
+    assert main(["report", str(tmp_path)]) == 2  # missing input: the command could not run
+    assert capsys.readouterr().err.startswith("error: no committed shards")
 
 
 def test_gallery_pages_hold_every_row_once_with_escaped_text(reported):

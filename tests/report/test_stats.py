@@ -95,3 +95,30 @@ def test_an_origin_first_seen_in_a_later_shard_still_counts_every_image(local_co
     manual = collect_stats(cfg.output.uri)["regions"]["by_origin"]["manual"]
     assert (manual["regions"], manual["images_with"], manual["per_image"]["count"]) == (1, 1, 10)
     assert manual["per_image"]["histogram"]["counts"][:2] == [9, 1]
+
+
+def test_only_committed_files_count_whatever_their_names(output, tmp_path):
+    before = collect_stats(output)
+    data = f"{output}/data"
+    storage.write_bytes(f"{data}/part-000009.parquet", b"a shard still being written: never read")
+    # shard 1 rebuilt: its manifest names the new file; the replaced version stays behind
+    old = storage.read_bytes(f"{data}/part-000001.parquet")
+    storage.write_bytes(f"{data}/part-000001-r2.parquet", old)
+    storage.write_bytes(f"{data}/part-000001.parquet", b"the replaced version: never read")
+    manifest = json.loads(storage.read_bytes(f"{output}/_manifest/part-000001.json"))
+    manifest["files"]["data"] = "data/part-000001-r2.parquet"
+    storage.write_bytes(f"{output}/_manifest/part-000001.json", json.dumps(manifest).encode())
+    after = collect_stats(output)
+    assert {k: v for k, v in after.items() if k != "data_bytes"} == {k: v for k, v in before.items() if k != "data_bytes"}
+    assert after["data_bytes"] == before["data_bytes"]
+
+
+def test_v1_and_v2_shards_are_summed_together(tmp_path):
+    from tests.dataset.helpers import write_shard
+
+    out = str(tmp_path / "out")
+    write_shard(out, "part-000000", ["a", "b"], version="v1", rejected=("c",))
+    write_shard(out, "part-000001", ["d"], version="v2", ocr_document=True)
+    stats = collect_stats(out)
+    assert (stats["rows"], stats["rejects"], stats["provenance"]["schema_versions"]) == (3, 1, ["v1", "v2"])
+    assert stats["captions"]["m"]["captions"] == 3

@@ -1,12 +1,15 @@
 import json
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from finecap import storage
+from finecap.dataset.writer import read_manifest, remove_orphans
 from finecap.runtime.commit import CommitError, ShardProgress, commit_shard, committed_manifests, route_piece
-from finecap.stages.write import PieceWriter
+from finecap.stages.write import SHARD_ROWS, PieceWriter
 from tests.runtime.helpers import finished_shard, stage_pieces
+from tests.test_storage_s3 import prefix, s3_env  # noqa: F401 (fixtures)
 
 FACTS = {"config_hash": "sha256:test", "models": [], "schema_version": "v1"}
 
@@ -91,3 +94,84 @@ def test_a_piece_arriving_after_its_shard_committed_is_ignored(local_config):
     late = stage_pieces(cfg, rows, splits=3)  # a retried task reports the same rows again
     assert [route_piece(progress, piece) for piece in late] == [None] * len(late)
     assert route_piece(progress, {**late[0], "shard": "part-999999"}) is None  # never planned
+
+
+def _arrived_whole(rows, spec):
+    """Rows as the read step hands them on: each carries its shard's size."""
+    return rows.append_column(SHARD_ROWS, pa.array([spec.num_rows] * rows.num_rows, pa.int64()))
+
+
+def test_a_shard_in_one_batch_is_written_by_its_worker_and_committed_without_staging(local_config, tmp_path):
+    cfg = local_config()
+    spec, rows = finished_shard(cfg)
+    out = cfg.output.uri
+    (piece,) = PieceWriter(cfg, "sha256:test")(_arrived_whole(rows, spec)).to_pylist()
+    assert piece["final"] and not storage.exists(f"{out}/_staging")  # nothing staged
+    progress = {spec.shard_id: ShardProgress(spec.shard_id, spec.num_rows)}
+    manifest = commit_shard(out, route_piece(progress, piece), FACTS, "zstd")
+    assert manifest["files"]["data"] == "data/" + piece["data_file"].rsplit("/", 1)[-1]
+    assert json.loads(storage.read_bytes(f"{out}/_manifest/{spec.shard_id}.json")) == manifest
+    # The same files and counts as the staged path commits for the same rows.
+    staged_cfg = local_config(**{"output.uri": str(tmp_path / "staged")})
+    staged = _commit(staged_cfg, stage_pieces(staged_cfg, rows), spec)
+    for kind in ("data", "rejects"):
+        direct_rows = pq.read_table(f"{out}/{manifest['files'][kind]}")
+        assert direct_rows.equals(pq.read_table(f"{staged_cfg.output.uri}/{staged['files'][kind]}")), kind
+    for name in ("rows_in", "rows_written", "rows_rejected", "rejects_by_reason", "stage_seconds"):
+        assert manifest[name] == staged[name], name
+
+
+def test_a_duplicate_report_of_a_whole_shard_commits_once(local_config):
+    """A retried task writes the whole shard again: the first report commits, the second's files are orphans."""
+    cfg = local_config()
+    spec, rows = finished_shard(cfg)
+    out, whole = cfg.output.uri, _arrived_whole(rows, spec)
+    first = PieceWriter(cfg, "sha256:test")(whole).to_pylist()[0]
+    again = PieceWriter(cfg, "sha256:test")(whole).to_pylist()[0]
+    assert first["data_file"] != again["data_file"]  # never the same name twice
+    progress = {spec.shard_id: ShardProgress(spec.shard_id, spec.num_rows)}
+    manifest = commit_shard(out, route_piece(progress, first), FACTS, "zstd")
+    assert route_piece(progress, again) is None
+    assert read_manifest(out, spec.shard_id) == manifest
+    assert [f"{out}/{manifest['files'][kind]}" for kind in ("data", "rejects")] == [first["data_file"],
+                                                                                   first["rejects_file"]]
+    assert sorted(remove_orphans(out)) == sorted([again["data_file"], again["rejects_file"]])
+    assert pq.read_table(first["data_file"]).num_rows == manifest["rows_written"]
+
+
+def test_a_whole_report_replaces_staged_pieces_and_the_first_whole_report_wins(local_config):
+    cfg = local_config()
+    spec, rows = finished_shard(cfg)
+    staged = stage_pieces(cfg, rows, splits=2)
+    whole = [PieceWriter(cfg, "sha256:test")(_arrived_whole(rows, spec)).to_pylist()[0] for _ in range(2)]
+    other_run = PieceWriter(cfg, "sha256:test", run_id="b")(_arrived_whole(rows, spec)).to_pylist()[0]
+    progress = ShardProgress(spec.shard_id, spec.num_rows)
+    for piece in (staged[0], other_run, whole[0], whole[1], staged[1]):
+        progress.add(piece)
+    assert progress.complete and progress.final_piece == whole[0] and progress.pieces == [whole[0]]
+    manifest = commit_shard(cfg.output.uri, progress, FACTS, None)
+    assert f"{cfg.output.uri}/{manifest['files']['data']}" == whole[0]["data_file"]
+    assert not storage.exists(f"{cfg.output.uri}/_staging/adhoc/{spec.shard_id}")  # the staged half: gone
+
+
+def test_a_whole_report_whose_file_is_gone_is_not_committed(local_config):
+    cfg = local_config()
+    spec, rows = finished_shard(cfg)
+    (piece,) = PieceWriter(cfg, "sha256:test")(_arrived_whole(rows, spec)).to_pylist()
+    storage.remove(piece["rejects_file"])
+    progress = {spec.shard_id: ShardProgress(spec.shard_id, spec.num_rows)}
+    with pytest.raises(CommitError, match="is missing"):
+        commit_shard(cfg.output.uri, route_piece(progress, piece), FACTS, None)
+    assert committed_manifests(cfg.output.uri) == {}
+
+
+def test_a_shard_in_one_batch_commits_on_s3(request, local_config):
+    out = request.getfixturevalue("prefix")  # moto on 127.0.0.1 (tests/test_storage_s3.py)
+    cfg = local_config(**{"output.uri": out})
+    spec, rows = finished_shard(cfg)
+    (piece,) = PieceWriter(cfg, "sha256:test")(_arrived_whole(rows, spec)).to_pylist()
+    assert piece["final"] and piece["data_file"].startswith(f"{out}/data/")
+    manifest = commit_shard(out, route_piece({spec.shard_id: ShardProgress(spec.shard_id, spec.num_rows)}, piece),
+                            FACTS, "zstd")
+    assert read_manifest(out, spec.shard_id) == manifest
+    assert storage.list_files(f"{out}/data") == [piece["data_file"]] and remove_orphans(out) == []

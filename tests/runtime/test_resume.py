@@ -26,18 +26,16 @@ def _commit_one(cfg, chash):
     return spec.shard_id
 
 
-def test_same_config_resumes_and_other_config_refuses(local_config):
+def test_a_rerun_finds_the_committed_shards_whatever_their_config(local_config):
     cfg = local_config()
     shard = _commit_one(cfg, "sha256:aaa")
-    assert set(committed_for_run(cfg.output.uri, "sha256:aaa", resume=True)) == {shard}
-    with pytest.raises(ResumeRefused, match="--no-resume"):
-        committed_for_run(cfg.output.uri, "sha256:bbb", resume=True)
+    assert set(committed_for_run(cfg.output.uri, resume=True)) == {shard}  # the build plan decides
 
 
 def test_no_resume_starts_over(local_config):
     cfg = local_config()
     _commit_one(cfg, "sha256:aaa")
-    assert committed_for_run(cfg.output.uri, "sha256:bbb", resume=False) == {}
+    assert committed_for_run(cfg.output.uri, resume=False) == {}
     assert not storage.exists(storage.join(cfg.output.uri, "data"))
 
 
@@ -58,7 +56,7 @@ def test_a_folder_that_is_not_a_finecap_output_is_refused_and_left_alone(local_c
         assert "\n" not in str(refused.value)
         assert sorted(p.name for p in out.rglob("*")) == ["README.md", "data", "thesis.csv"]
     with pytest.raises(NotAFinecapOutput):
-        committed_for_run(str(out), "sha256:aaa", resume=False)
+        committed_for_run(str(out), resume=False)
     assert (out / "data" / "thesis.csv").exists() and (out / "README.md").exists()
 
 
@@ -68,7 +66,7 @@ def test_no_resume_deletes_only_what_a_finecap_output_is_made_of(local_config):
     out = cfg.output.uri
     storage.write_bytes(storage.join(out, "notes.txt"), b"mine")
     check_ownership(out)
-    committed_for_run(out, "sha256:bbb", resume=False)
+    committed_for_run(out, resume=False)
     assert storage.list_names(out) == ["notes.txt"]
     mark_output(out)  # a build marks the output it owns, so an empty one is still ours
     check_ownership(out)
@@ -87,8 +85,13 @@ def test_empty_missing_and_scratch_only_folders_are_fine(tmp_path):
 def test_a_failing_build_releases_its_lock(local_config, monkeypatch):
     cfg = local_config()
     _commit_one(cfg, "sha256:aaa")
-    with pytest.raises(ResumeRefused, match="--no-resume"):
-        run_build(cfg)  # fails inside the lock: the output holds another config's shards
+
+    def refused(*args):
+        raise ResumeRefused("planned inside the lock, then refused")
+
+    monkeypatch.setattr(runner, "plan_build", refused)
+    with pytest.raises(ResumeRefused, match="then refused"):
+        run_build(cfg)
     assert not storage.exists(storage.join(cfg.output.uri, "_lock.json"))
 
     def interrupted(*args):
@@ -123,5 +126,5 @@ def test_ownership_on_s3(request, local_config):
     _commit_one(ours, "sha256:aaa")
     check_ownership(ours.output.uri)
     storage.write_bytes(f"{ours.output.uri}/notes.txt", b"mine")
-    committed_for_run(ours.output.uri, "sha256:bbb", resume=False)
+    committed_for_run(ours.output.uri, resume=False)
     assert storage.list_names(ours.output.uri) == ["notes.txt"]

@@ -89,12 +89,6 @@ def test_rerun_skips_committed_shards(built):
     assert "0/0 shards committed (2 already done)" in proc.stdout
 
 
-def test_rerun_with_another_config_refuses_until_no_resume(built):
-    changed = built["args"] + ["--set", "caption.captioners.0.max_tokens=9"]
-    proc = _run(changed, built["home"], check=False)
-    assert proc.returncode == 2 and "--no-resume" in proc.stderr
-
-
 def test_misspelt_key_fails_before_any_work(tmp_path):
     out = tmp_path / "never"
     proc = _run(["build", "--config", str(LOCAL_YAML), "--output", str(out), "--set", "source.shard_sise=4"],
@@ -104,3 +98,35 @@ def test_misspelt_key_fails_before_any_work(tmp_path):
         "config error: unknown key 'source.shard_sise' (did you mean 'source.shard_size'?)"
     )
     assert not out.exists()
+
+
+def _committed(out: Path) -> dict:
+    from finecap.dataset import committed_shards, read_data
+
+    return {s.shard_id: (s.manifest, read_data(s, ["key", "image", "captions", "regions"])) for s in committed_shards(str(out))}
+
+
+def test_a_changed_region_setting_rebuilds_only_the_regions_stage(built):
+    """Last in this module: it makes a second version of the shared output."""
+    before = _committed(built["out"])
+    proc = _run(built["args"] + ["--set", "regions.captioner.max_tokens=9"], built["home"])
+    assert "recompute regions: regions.captioner.max_tokens: 24 -> 9" in proc.stdout
+    assert "keep prepare, filter, caption, phrases, detect, ocr" in proc.stdout
+    after = _committed(built["out"])
+    assert set(after) == set(before)
+    for shard, (manifest, rows) in after.items():
+        old_manifest, old_rows = before[shard]
+        assert set(manifest["stage_seconds"]) == {"read", "regions"}  # no fetch, prepare, caption, detect, ocr
+        assert (manifest["version"], old_manifest["version"]) == ("000002", "000001")
+        assert manifest["files"] != old_manifest["files"]  # a new version never overwrites the old files
+        for column in ("key", "image", "captions"):
+            assert rows.column(column).equals(old_rows.column(column)), column  # byte-identical
+        boxes = [[r["bbox"] for r in row] for row in rows.column("regions").to_pylist()]
+        assert boxes == [[r["bbox"] for r in row] for row in old_rows.column("regions").to_pylist()]
+    from finecap.lineage import show_log
+    from finecap.validate import validate_output
+
+    assert validate_output(str(built["out"])).ok
+    log = show_log(str(built["out"]))
+    assert log.index("version 000002") < log.index("version 000001")
+    assert "parent 000001" in log and "recomputed regions" in log

@@ -7,8 +7,11 @@ resets, loops, ...) on 127.0.0.1, builds them with `pipelines/local.yaml` (every
 prepare, captions, phrases, detect, OCR, region captions, dedup), SIGKILLs random Ray workers
 while it runs and the driver once, then runs the same command again. It passes when the rerun
 exits 0, `finecap validate` says OK, every input key is in the output exactly once (a data row
-or a reject row), and neither a Ray process nor the output's lock is left. Exit status 0 on
-success, 1 with the first failed check otherwise; the whole run is bounded by --max-minutes.
+or a reject row), and neither a Ray process nor the output's lock is left. Then it changes a
+region setting and rebuilds: the rebuild's driver is SIGKILLed mid-way, and the rerun must finish
+it with only the regions stage recomputed, every global caption unchanged and the same checks.
+Exit status 0 on success, 1 with the first failed check otherwise; the whole run is bounded by
+--max-minutes.
 """
 
 from __future__ import annotations
@@ -181,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir()
         cmd = [sys.executable, "-m", "finecap.cli", "build", "--config", str(LOCAL_YAML),
                "--input", str(root / "urls.parquet"), "--output", str(out)]
-        for item in ("source.kind=urls", f"source.shard_size={args.shard_size}", f"run.work_dir={work}",
+        # No source.kind: `auto` must find the URL list (and dedup, after the build, the same hash).
+        for item in (f"source.shard_size={args.shard_size}", f"run.work_dir={work}",
                      "fetch.allow_private_addresses=true", "fetch.max_seconds=3", "fetch.timeout_s=2",
                      "filter.min_short_side=200"):
             cmd += ["--set", item]
@@ -225,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         if second.returncode != 0:
             print(tail, file=sys.stderr)
         _verify(out, work, args.urls, failures)
+        if not failures:
+            _killed_rebuild(cmd, env, root, out, work, args.urls, deadline, failures)
     files.shutdown()
     minutes = (time.monotonic() - started) / 60
     kinds = collections.Counter(name.split("(")[0] for name in chaos.killed)
@@ -240,20 +246,66 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failures else 0
 
 
+REBUILD = ["--set", "regions.captioner.max_tokens=9"]
+NEW_VERSION = "000002"
+
+
+def _committed(out: Path, columns: list[str], rejects: bool = False) -> pa.Table:
+    from finecap.dataset import committed_shards, read_data, read_rejects
+
+    read = read_rejects if rejects else read_data
+    tables = [read(s, columns) for s in committed_shards(str(out))]
+    return pa.concat_tables(tables) if tables else pa.table({c: [] for c in columns})
+
+
+def _rebuilt(out: Path) -> list[dict]:
+    from finecap.dataset.layout import committed_manifests
+
+    return [m for m in committed_manifests(str(out)).values() if m.get("version") == NEW_VERSION]
+
+
+def _killed_rebuild(cmd: list[str], env: dict, root: Path, out: Path, work: Path, n: int, deadline: float,
+                    failures: list[str]) -> None:
+    """A changed region setting: the rebuild is killed mid-way and its rerun finishes it."""
+    captions = _committed(out, ["key", "captions"]).sort_by("key")
+    shards = _manifests(out)
+    cmd = cmd + REBUILD
+    log = (root / "rebuild-1.log").open("w")
+    first = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    started = _wait(lambda: _rebuilt(out) or list(out.glob("_staging/*/*/*")), deadline, first)
+    alive = first.poll() is None
+    if alive:
+        os.kill(first.pid, signal.SIGKILL)
+    first.wait(60)
+    done = len(_rebuilt(out))
+    _check(started and alive and done < shards, f"the rebuild was killed mid-run ({done}/{shards} shards rebuilt)",
+           failures)
+    rerun = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=max(1.0, deadline - time.monotonic()))
+    (root / "rebuild-2.log").write_text(rerun.stdout + rerun.stderr)
+    _check(rerun.returncode == 0, f"the rebuild's rerun exited 0 (got {rerun.returncode})", failures)
+    _check(f"({done} already done)" in rerun.stdout and "recompute regions" in rerun.stdout,
+           f"the rerun skipped the {done} rebuilt shards and recomputed regions", failures)
+    rebuilt = _rebuilt(out)
+    busy = sorted({stage for m in rebuilt for stage in m["stage_seconds"]})
+    _check(len(rebuilt) == shards, f"every shard is in the new version ({len(rebuilt)}/{shards})", failures)
+    _check(set(busy) <= {"read", "regions"}, f"the rebuild ran the regions stage only (busy: {busy})", failures)
+    _check(_committed(out, ["key", "captions"]).sort_by("key").equals(captions),
+           "every global caption is byte-identical after the rebuild", failures)
+    _verify(out, work, n, failures)
+
+
 def _verify(out: Path, work: Path, n: int, failures: list[str]) -> None:
     check = subprocess.run([sys.executable, "-m", "finecap.cli", "validate", str(out)], cwd=REPO,
                            capture_output=True, text=True, timeout=600)
     _check(check.returncode == 0 and check.stdout.startswith("OK:"), f"validate: {check.stdout.strip()[:200]}",
            failures)
-    keys = []
-    for folder in ("data", "rejects"):
-        if (out / folder).is_dir():
-            keys += pq.read_table(out / folder, columns=["key"]).column("key").to_pylist()
+    # Committed files only: a rebuild leaves the old version's files until its manifest is replaced.
+    keys = _committed(out, ["key"]).column("key").to_pylist() + _committed(out, ["key"], True).column("key").to_pylist()
     _check(len(keys) == len(set(keys)) == n, f"every input exactly once ({len(set(keys))} keys, {len(keys)} rows, "
            f"{n} inputs)", failures)
-    if (out / "rejects").is_dir():
-        reasons = collections.Counter(pq.read_table(out / "rejects", columns=["reason"]).column("reason").to_pylist())
-        print(f"  rejects by reason: {dict(reasons.most_common())}")
+    reasons = collections.Counter(_committed(out, ["reason"], True).column("reason").to_pylist())
+    print(f"  rejects by reason: {dict(reasons.most_common())}")
     deadline = time.monotonic() + 60  # Ray's processes take a moment to exit after the driver
     while (left := processes_using(work)) and time.monotonic() < deadline:
         time.sleep(1)

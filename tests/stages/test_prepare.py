@@ -20,7 +20,7 @@ def _batch(blobs):
 
 
 def test_prepare_keeps_good_rows_and_rejects_bad_ones_with_reasons(local_config):
-    stage = PrepareStage(local_config("prepare.model_max_side=32", "prepare.max_pixels=100000"))
+    stage = PrepareStage(local_config("prepare.model_max_side=32", "limits.max_pixels=100000"))
     big = io.BytesIO()
     Image.new("L", (400, 400)).save(big, format="PNG")
     out = stage(_batch([png_bytes((64, 48)), b"junk", None, big.getvalue()]))
@@ -72,5 +72,5 @@ def test_allowed_formats_are_checked_at_load(local_config):
         local_config("prepare.allowed_formats=[JPEG, eps]")
     with pytest.raises(ConfigError, match=r"^prepare.allowed_formats: at least one format"):
         local_config("prepare.allowed_formats=[]")
-    with pytest.raises(ConfigError, match=r"^prepare.max_pixels: must be <= 178956970"):
-        local_config("prepare.max_pixels=200000000")
+    with pytest.raises(ConfigError, match=r"^limits.max_pixels: must be <= 178956970"):
+        local_config("limits.max_pixels=200000000")

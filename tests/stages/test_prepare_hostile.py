@@ -134,7 +134,7 @@ def outcomes():
     # The library's quality thresholds (not the sample pipeline's relaxed ones); a short side of
     # 300 lets the 480x360 test images through the size rule.
     config = load_config(LOCAL_YAML, ["filter.min_short_side=300", "filter.max_brightness=0.85",
-                                      "filter.max_saturation=0.85", "prepare.max_pixels=50000000"],
+                                      "filter.max_saturation=0.85", "limits.max_pixels=50000000"],
                          **{"source.uri": "unused", "output.uri": "unused"})
     names = list(CASES)
     batch = pa.table({"key": names, "shard": ["part-000000"] * len(names),

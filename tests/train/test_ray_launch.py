@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from finecap.cli import make_parser
+from finecap.cli import main, make_parser
 from finecap.train.checkpoint import latest_checkpoint, read_state
 from finecap.train.logs import read_trace
 from finecap.train.ray_launch import in_job_working_dir, node_argv
@@ -86,9 +86,9 @@ def test_node_arguments_drop_ray_flags_and_make_local_paths_absolute(tmp_path, m
     assert not in_job_working_dir()
 
     # Ray flags without a cluster are refused, not ignored.
-    args = make_parser().parse_args(["train", "stage2", "--config", "train.yaml", "--nodes", "2"])
-    assert args.func(args) == 2
-    assert "need --ray-address" in capsys.readouterr().err
+    assert main(["train", "stage2", "--config", "train.yaml", "--nodes", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --nodes, --nproc-per-node") and "need --ray-address" in err, err
 
 
 def test_the_torchrun_child_dies_with_its_ray_worker():
@@ -110,7 +110,7 @@ def test_a_cluster_too_small_fails_in_one_line_saying_what_it_has(tmp_path):
     with LocalCluster(nodes=1, cpus_per_node=1) as cluster:
         cmd = _command(cluster.address, tmp_path, tmp_path / "run", "--nodes", "2", "--ray-timeout-s", "1")
         done = subprocess.run(cmd, cwd=REPO, env=cluster.env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1, done.stderr[-3000:]
+    assert done.returncode == 2, done.stderr[-3000:]
     error = done.stderr.strip().splitlines()[-1]
     expected = ("error: the Ray cluster could not place 2 node(s) x {CPU: 1, GPU: 0} (one per node) "
                 "within 1 s; it has 1 node(s): IP {CPU: 1, GPU: 0} (free now {CPU: 1, GPU: 0})")
@@ -140,8 +140,8 @@ def test_two_ray_nodes_run_one_torchrun_job(small_synth, tmp_path):
         bad = subprocess.run(_command(cluster.address, tmp_path / "missing", failed, *flags), cwd=REPO,
                              env=cluster.env, capture_output=True, text=True, timeout=600)
         failure = r"^error: node \d \(Ray node [0-9a-f]+\) failed: \d+; its last lines:\n"
-        assert bad.returncode == 1 and re.search(failure, bad.stderr, re.M), bad.stderr[-3000:]
-        assert "no parquet shards under" in bad.stderr  # the trainer's own error, not just torchrun's report
+        assert bad.returncode == 2 and re.search(failure, bad.stderr, re.M), bad.stderr[-3000:]
+        assert "no parquet files under" in bad.stderr  # the trainer's own error, not just torchrun's report
 
         # The launcher killed mid-run: Ray ends its workers, and torchrun and the trainers go too.
         with open(tmp_path / "killed.log", "w") as log:

@@ -1,10 +1,13 @@
 import io
 import itertools
+import json
+import shutil
 
 import fsspec
 import pyarrow.parquet as pq
+import pytest
 
-from finecap.train.shards import Position, iter_all_rows, plan_units, stream_rows
+from finecap.train.shards import Position, data_files, iter_all_rows, plan_units, stream_rows
 
 
 def _epoch_keys(units, slot, n_slots, epoch=0):
@@ -39,11 +42,43 @@ def test_a_position_resumes_exactly_where_reading_stopped(small_synth):
 
 def test_streams_from_any_fsspec_uri(small_synth):
     fs = fsspec.filesystem("memory")
-    for path in sorted((small_synth / "data").glob("*.parquet")):
-        fs.pipe(f"/synth/data/{path.name}", path.read_bytes())
-    keys = [r["key"] for r in iter_all_rows("memory://synth", ("key",))]
+    for path in sorted(small_synth.glob("*/*")):
+        fs.pipe(f"/synth/{path.parent.name}/{path.name}", path.read_bytes())
+    try:
+        keys = [r["key"] for r in iter_all_rows("memory://synth", ("key",))]
+    finally:
+        fs.rm("/synth", recursive=True)
     local = [r["key"] for r in iter_all_rows(str(small_synth), ("key",))]
     assert keys == local and len(keys) == 60
+
+
+def test_trains_on_the_files_the_manifests_name_only(small_synth, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(small_synth, out)
+    committed = sorted(str(p) for p in (out / "data").glob("*.parquet"))
+    # a shard still being written, and a rebuilt shard's new version under a new name
+    shutil.copy(out / "data" / "part-000001.parquet", out / "data" / "part-000009.parquet")
+    (out / "data" / "part-000002.parquet").rename(out / "data" / "part-000002-r2.parquet")
+    shutil.copy(out / "data" / "part-000001.parquet", out / "data" / "part-000002.parquet")  # the replaced version
+    manifest = json.loads((out / "_manifest" / "part-000002.json").read_text())
+    manifest["files"]["data"] = "data/part-000002-r2.parquet"
+    (out / "_manifest" / "part-000002.json").write_text(json.dumps(manifest))
+    assert data_files(str(out)) == committed[:2] + [str(out / "data" / "part-000002-r2.parquet")]
+    keys = [r["key"] for r in iter_all_rows(str(out), ("key",))]
+    assert keys == [r["key"] for r in iter_all_rows(str(small_synth), ("key",))]
+
+
+def test_an_output_without_committed_shards_is_refused_a_plain_folder_is_read(small_synth, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(small_synth, out)
+    shutil.rmtree(out / "_manifest")
+    with pytest.raises(FileNotFoundError, match="is a FineCap output with no committed shards"):
+        plan_units(str(out))
+    plain = tmp_path / "plain"
+    shutil.copytree(small_synth / "data", plain)
+    assert sum(u.rows for u in plan_units(str(plain))) == 60
+    with pytest.raises(FileNotFoundError, match="no parquet files under"):
+        data_files(str(tmp_path / "empty"))
 
 
 def test_reading_holds_one_row_group_not_the_file(small_synth):
