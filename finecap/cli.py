@@ -59,8 +59,9 @@ def _dedup(args: argparse.Namespace) -> int:
 
 def _run_dedup(config, planned: list[str] | None) -> int:
     from finecap.dedup import run_dedup
+    from finecap.stages.fingerprints import config_hash
 
-    print(run_dedup(config, planned).line())
+    print(run_dedup(config, planned, config_hash(config)).line())
     return 0
 
 

@@ -48,7 +48,6 @@ from finecap.dedup.decide import (
 from finecap.dedup.hashes import stable_partition
 from finecap.dedup.shards import DedupError, apply_to_shard
 from finecap.runtime.lock import LockHeld, OutputLock, output_lock
-from finecap.stages.fingerprints import config_hash
 
 DEDUP_DIR = "_dedup"
 
@@ -96,22 +95,28 @@ class DedupSummary:
         )
 
 
-def run_dedup(config: PipelineConfig, planned_shards: list[str] | None = None) -> DedupSummary:
+def run_dedup(config: PipelineConfig, planned_shards: list[str] | None = None,
+              config_hash: str | None = None) -> DedupSummary:
     """Remove duplicates across the committed output of `config` (every planned shard committed),
-    holding the output's lock (runtime/lock.py) as a build does: it rewrites committed shards."""
+    holding the output's lock (runtime/lock.py) as a build does: it rewrites committed shards.
+
+    `config_hash` (the build's, from finecap/stages/fingerprints.py: the caller computes it, so
+    this pass never imports the pipeline) must be every shard's; None only asks that all shards
+    share one, i.e. that no rebuild is half done."""
     try:
         with output_lock(config.output.uri, config.run, "dedup") as lock:
-            return _run_locked(config, planned_shards, lock)
+            return _run_locked(config, planned_shards, lock, config_hash)
     except LockHeld as exc:
         raise DedupError(str(exc)) from None
 
 
-def _run_locked(config: PipelineConfig, planned_shards: list[str] | None, lock: OutputLock) -> DedupSummary:
+def _run_locked(config: PipelineConfig, planned_shards: list[str] | None, lock: OutputLock,
+                config_hash: str | None) -> DedupSummary:
     started = time.perf_counter()
     cfg, output = config.dedup, config.output.uri
     summary = DedupSummary(output)
     manifests = committed_manifests(output)
-    _check_complete(manifests, planned_shards, config_hash(config))
+    _check_complete(manifests, planned_shards, config_hash)
     writer.remove_orphans(output, manifests)  # what a killed rewrite (or build) left; we hold the lock
     run_id = _fingerprint(manifests)
     state_uri = storage.join(output, DEDUP_DIR, "state.json")
@@ -152,12 +157,13 @@ def _run_locked(config: PipelineConfig, planned_shards: list[str] | None, lock: 
     return summary
 
 
-def _check_complete(manifests: dict, planned: list[str] | None, chash: str) -> None:
+def _check_complete(manifests: dict, planned: list[str] | None, chash: str | None) -> None:
     if not manifests:
         raise DedupError("no committed shards to deduplicate")
     hashes = {m["config_hash"] for m in manifests.values()}
-    if hashes != {chash}:  # another config, or a rebuild half done (shards of two versions)
-        raise DedupError(f"the output was built with config {sorted(hashes)}, this config is {chash}: "
+    if len(hashes) > 1 or (chash is not None and hashes != {chash}):  # another config, or a rebuild half done
+        wanted = f"this config is {chash}" if chash else "they must agree"
+        raise DedupError(f"the output was built with config {sorted(hashes)}, {wanted}: "
                          "finish the build with this config (rerun finecap build) first")
     missing = sorted(set(planned or ()) - set(manifests))
     if missing:

@@ -151,8 +151,10 @@ def test_only_complete_builds_of_the_same_config_are_deduplicated(built, tmp_pat
     with pytest.raises(DedupError, match="not committed yet"):
         run_dedup(built, planned_shards=["part-000000", "part-000099"])
     other = _with_output(local_config(), tmp_path / "out")
+    from finecap.stages.fingerprints import config_hash
+
     with pytest.raises(DedupError, match="built with config"):
-        run_dedup(other)
+        run_dedup(other, config_hash=config_hash(other))
     storage.remove(committed_shards(str(tmp_path / "out"))[1].data_uri)
     with pytest.raises(DedupError, match="missing"):
         run_dedup(built)

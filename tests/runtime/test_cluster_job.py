@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import LOCAL_YAML, NO_LOCAL_CAPTIONS, REPO
 from tests.runtime.local_cluster import RAY, local_cluster, processes_of
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 
 def test_build_submitted_as_a_ray_job_validates(tmp_path):

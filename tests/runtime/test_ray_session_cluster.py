@@ -12,7 +12,7 @@ from finecap.runtime.ray_session import ray_session
 from tests.conftest import LOCAL_YAML
 from tests.runtime.local_cluster import local_cluster
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 FAKE_SECRET = "fake-cluster-secret-Hq27LmV0"
 
 

@@ -14,7 +14,7 @@ from tests.conftest import LOCAL_YAML, REPO
 from tests.fetch.server import HostileServer, image_bytes
 from tests.stages.local_cluster import LocalCluster, raylet_of
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 SETTINGS = ["source.kind=urls", "source.shard_size=8", "caption.enabled=false", "phrases.enabled=false",
             "detect.enabled=false", "ocr.enabled=false", "regions.enabled=false", "filter.min_short_side=64",

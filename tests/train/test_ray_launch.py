@@ -106,6 +106,7 @@ def test_the_torchrun_child_dies_with_its_ray_worker():
     assert not _watch("sleep 301", 10)[1]
 
 
+@pytest.mark.cluster
 def test_a_cluster_too_small_fails_in_one_line_saying_what_it_has(tmp_path):
     with LocalCluster(nodes=1, cpus_per_node=1) as cluster:
         cmd = _command(cluster.address, tmp_path, tmp_path / "run", "--nodes", "2", "--ray-timeout-s", "1")
@@ -119,6 +120,7 @@ def test_a_cluster_too_small_fails_in_one_line_saying_what_it_has(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.cluster
 def test_two_ray_nodes_run_one_torchrun_job(small_synth, tmp_path):
     run, failed, killed = tmp_path / "run", tmp_path / "failed", tmp_path / "killed"
     with LocalCluster(nodes=2, cpus_per_node=1) as cluster:
