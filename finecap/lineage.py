@@ -12,13 +12,11 @@ import json
 
 def show_log(output: str, as_json: bool = False) -> str:
     from finecap.dataset.layout import committed_manifests
-    from finecap.dataset.versions import list_versions, log_lines
+    from finecap.dataset.versions import current_shards, list_versions, log_lines
 
     manifests = committed_manifests(output)
     if as_json:
-        current: dict[str, int] = {}
-        for manifest in manifests.values():
-            current[manifest.get("version")] = current.get(manifest.get("version"), 0) + 1
+        current = current_shards(manifests)
         versions = [{**v, "current_shards": current.get(v["version"], 0)} for v in list_versions(output)]
         return json.dumps({"output": output, "versions": versions[::-1]})
     return "\n".join(log_lines(output, manifests))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 
 from finecap import storage
 
@@ -47,14 +48,17 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+def current_shards(manifests: dict[str, dict]) -> Counter:
+    """How many of the committed shards each version wrote (by the manifests' `version`)."""
+    return Counter(manifest.get("version") for manifest in manifests.values())
+
+
 def log_lines(output: str, manifests: dict[str, dict]) -> list[str]:
     """`finecap log`: the versions of an output, newest first, with their lineage."""
     versions = list_versions(output)
     if not versions:
         return [f"{output}: no versions recorded (not a FineCap output, or built before versions existed)"]
-    current: dict[str, int] = {}
-    for manifest in manifests.values():
-        current[manifest.get("version", "?")] = current.get(manifest.get("version", "?"), 0) + 1
+    current = current_shards(manifests)
     lines = []
     for record in reversed(versions):
         parent = record.get("parent")

@@ -22,7 +22,7 @@ from finecap.redact import public_uri
 from finecap.runtime.rebuild import RebuildPlan, plan_shard, why
 from finecap.runtime.resume import ResumeRefused
 from finecap.sources import ShardSpec, make_source
-from finecap.stages.fingerprints import SOURCE, StagePrint, pipeline_prints, prints_hash
+from finecap.stages.fingerprints import SOURCE, StagePrint, fingerprints_of, pipeline_prints, prints_hash
 from finecap.typed_config import to_dict
 
 FROM_KIND = "finecap"
@@ -40,7 +40,7 @@ class BuildPlan:
 
     @property
     def fingerprints(self) -> dict[str, str]:
-        return {name: p.fingerprint for name, p in self.prints.items()}
+        return fingerprints_of(self.prints)
 
     @property
     def config_hash(self) -> str:
@@ -66,7 +66,7 @@ def plan_build(config: PipelineConfig, output_manifests: dict[str, dict],
     else:
         prints = pipeline_prints(config)
         base_manifests = output_manifests
-    fingerprints = {name: p.fingerprint for name, p in prints.items()}
+    fingerprints = fingerprints_of(prints)
     specs = specs if specs is not None and base == output else _specs(config, base, base_manifests)
     todo, rebuild = [], RebuildPlan()
     for spec in specs:
@@ -113,7 +113,7 @@ def _with_source_items(config: PipelineConfig, todo: list[ShardSpec], base: str)
 def _open_version(config, output: str, base: str, base_version: dict | None,
                   prints: dict[str, StagePrint], shards: int) -> dict:
     """The version this build writes: the latest one when the fingerprints agree, else the next."""
-    fingerprints = {name: p.fingerprint for name, p in prints.items()}
+    fingerprints = fingerprints_of(prints)
     latest = latest_version(output)
     if latest is not None and latest.get("fingerprints") == fingerprints:
         return latest

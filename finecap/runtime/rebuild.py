@@ -25,7 +25,7 @@ from finecap import storage
 from finecap.dataset.reader import read_columns, relative_file
 from finecap.stages import STAGES_BY_NAME
 from finecap.stages.base import RERUN
-from finecap.stages.fingerprints import SOURCE, StagePrint, changed_settings
+from finecap.stages.fingerprints import SOURCE, StagePrint, changed_settings, fingerprints_of
 
 # Reject stages that are not pipeline stages: the source could not read the row, or the dedup
 # pass removed it. They are decided again only when the source changes (a new shard).
@@ -67,18 +67,14 @@ class RebuildPlan:
         return [n for n in names if n in runs]
 
 
-def manifest_prints(manifest: dict) -> dict[str, str] | None:
-    return manifest.get("fingerprints")
-
-
 def plan_shard(shard_id: str, manifest: dict, base: str, prints: dict[str, StagePrint]) -> ShardPlan | None:
     """The rebuild of one committed shard (None: its source changed, so it is new). With the same
     fingerprints it is a copy: read back and written, no stage runs (a build from an earlier
     output that changed nothing for this shard)."""
-    new = {name: p.fingerprint for name, p in prints.items()}
+    new = fingerprints_of(prints)
     # A shard committed before fingerprints existed: same source (same output, same shard),
     # every stage recomputed from its kept bytes.
-    old = manifest_prints(manifest) or {SOURCE: new[SOURCE]}
+    old = manifest.get("fingerprints") or {SOURCE: new[SOURCE]}
     if old.get(SOURCE) != new[SOURCE]:
         return None  # another source: every row is new
     changed = [s for s in new if s != SOURCE and old.get(s) != new[s]]
@@ -135,7 +131,7 @@ def read_shard(spec, source, plan: RebuildPlan | None) -> pa.Table:
 
 def kept_rows(plan: ShardPlan, shard_id: str) -> pa.Table:
     """The shard's committed data rows as pipeline rows, the rerun stages' output cleared."""
-    data = _read(plan.data_uri)
+    data = read_columns(plan.data_uri)
     image = data.column("image")
     columns = {
         "key": data.column("key"),
@@ -157,7 +153,7 @@ def kept_rows(plan: ShardPlan, shard_id: str) -> pa.Table:
 
 def kept_rejects(plan: ShardPlan, shard_id: str) -> tuple[pa.Table, list[str]]:
     """Rejects that stay as they are (as pipeline rows) and the keys decided again."""
-    rejects = _read(plan.rejects_uri)
+    rejects = read_columns(plan.rejects_uri)
     again = pc.is_in(rejects.column("stage"), value_set=pa.array(list(plan.redecide), pa.string()))
     stay = rejects.filter(pc.invert(again))
     alt = stay.column("alt_text") if "alt_text" in stay.column_names else pa.nulls(stay.num_rows, pa.string())
@@ -195,7 +191,3 @@ def _with_marks(table: pa.Table, rerun: str) -> pa.Table:
     if RERUN in table.column_names:
         table = table.drop_columns([RERUN])
     return table.append_column(RERUN, pa.array([rerun] * table.num_rows, pa.string()))
-
-
-def _read(uri: str) -> pa.Table:
-    return read_columns(uri)

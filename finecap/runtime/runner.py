@@ -23,7 +23,7 @@ from finecap.runtime.resume import check_ownership, clear_stale_staging, committ
 from finecap.schema import SCHEMA_VERSION
 from finecap.sources import make_source, resolve_source
 from finecap.stages import stage_models
-from finecap.stages.fingerprints import StagePrint, pipeline_prints, prints_hash
+from finecap.stages.fingerprints import StagePrint, fingerprints_of, pipeline_prints, prints_hash
 from finecap.stages.write import ADHOC_RUN, run_staging_dir
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def run_facts(config: PipelineConfig, prints: dict[str, StagePrint] | None = Non
         "schema_version": SCHEMA_VERSION,
         "config_hash": prints_hash(prints),
         "version": version,
-        "fingerprints": {name: p.fingerprint for name, p in prints.items()},
+        "fingerprints": fingerprints_of(prints),
         "source": public_uri(config.source.uri),  # never a presigned query string or a password
         "models": stage_models(config),
         "prompts": prompts,

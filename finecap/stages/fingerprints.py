@@ -75,9 +75,14 @@ def pipeline_prints(config: PipelineConfig, source: StagePrint | None = None) ->
     return prints
 
 
+def fingerprints_of(prints: dict[str, StagePrint]) -> dict[str, str]:
+    """{stage: fingerprint}: what manifests, rows and version records carry."""
+    return {name: p.fingerprint for name, p in prints.items()}
+
+
 def prints_hash(prints: dict[str, StagePrint]) -> str:
     """One hash of all fingerprints: the config hash of provenance (covers only what shapes rows)."""
-    blob = json.dumps({name: p.fingerprint for name, p in prints.items()}, sort_keys=True).encode()
+    blob = json.dumps(fingerprints_of(prints), sort_keys=True).encode()
     return "sha256:" + hashlib.sha256(blob).hexdigest()[:16]
 
 
