@@ -46,10 +46,11 @@ build-dataset: install
 	$(BIN)/finecap samples build-source build/sample-source
 	$(BIN)/finecap build --config pipelines/local.yaml --input build/sample-source --output $(OUT) --no-resume
 	$(BIN)/finecap validate $(OUT)
+	$(BIN)/finecap eval dataset $(OUT) --truth build/sample-source/truth.coco.json
 	$(BIN)/finecap report $(OUT)
 	@echo
 	@echo "FineCap sample dataset: $(OUT)  (card: $(OUT)/README.md)"
-	@echo "Report: $(OUT)/report/index.html   gallery: $(OUT)/report/gallery/index.html"
+	@echo "Report: $(OUT)/report/index.html   quality: $(OUT)/report/quality.html   gallery: $(OUT)/report/gallery/index.html"
 	@echo "Load it in Python with:"
 	@echo "  import datasets"
 	@echo "  ds = datasets.load_dataset('$(OUT)', split='train')"

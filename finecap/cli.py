@@ -39,7 +39,8 @@ def _build(args: argparse.Namespace) -> int:
         reasons = ", ".join(f"{k}={v}" for k, v in sorted(summary.rejects_by_reason.items()))
         print(f"rejects: {reasons}")
     if config.dedup.enabled:  # the dataset-level pass, once every shard is committed
-        return _run_dedup(config, planned=None)
+        # The hash the build recorded: after --from it roots at OLD's source, not at this config's.
+        return _run_dedup(config, planned=None, expected_hash=summary.config_hash)
     return 0
 
 
@@ -57,11 +58,11 @@ def _dedup(args: argparse.Namespace) -> int:
     return _run_dedup(config, planned=[spec.shard_id for spec in make_source(config).plan()])
 
 
-def _run_dedup(config, planned: list[str] | None) -> int:
+def _run_dedup(config, planned: list[str] | None, expected_hash: str | None = None) -> int:
     from finecap.dedup import run_dedup
     from finecap.stages.fingerprints import config_hash
 
-    print(run_dedup(config, planned, config_hash(config)).line())
+    print(run_dedup(config, planned, expected_hash or config_hash(config)).line())
     return 0
 
 
@@ -77,7 +78,7 @@ def _report(args: argparse.Namespace) -> int:
     from finecap.report.build import write_report
     from finecap.report.gallery import GalleryOptions
 
-    options = GalleryOptions(size=args.gallery_size, per_page=args.per_page)
+    options = GalleryOptions(size=args.gallery_size, per_page=args.per_page, sort_by=args.sort_by)
     result = write_report(args.output, options)
     print("\n".join(result.lines()))
     return 0
@@ -151,10 +152,13 @@ def make_parser() -> argparse.ArgumentParser:
     validate.add_argument("--json", action="store_true", help="print one JSON object")
     validate.set_defaults(func=_validate)
 
-    report = sub.add_parser("report", help="statistics, plots, dataset card (OUTPUT/README.md) and gallery")
+    report = sub.add_parser("report", help="statistics, plots, quality page, dataset card (OUTPUT/README.md) and gallery")
     report.add_argument("output")
     report.add_argument("--gallery-size", type=int, default=96, help="sample images in the gallery (default 96)")
     report.add_argument("--per-page", type=int, default=24, help="images per gallery page (default 24)")
+    report.add_argument("--sort-by", metavar="SIGNAL", help="show the output's rows lowest on a row quality signal "
+                        "(e.g. grounding_rate) instead of an even sample, lowest first; --sort-by=-SIGNAL: highest "
+                        "first (repetition, ocr_ignored)")
     report.set_defaults(func=_report)
 
     bal = sub.add_parser("balance", help="class-balanced selection of regions (caps frequent categories)")

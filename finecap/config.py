@@ -20,25 +20,13 @@ from finecap.config_captioners import (  # noqa: F401 (re-exported)
     HygieneConfig,
     OpenAIEndpointConfig,
 )
+from finecap.config_quality import QualityConfig
+from finecap.config_resources import Resources
 from finecap.phrase_nouns import ABSTRACT_NOUNS, GENERIC_NOUNS
 from finecap.prompts import load_prompt
 from finecap.typed_config import ConfigError, load_yaml, parse_override, to_dict  # noqa: F401 (re-exported)
 
-__all__ = ["ConfigError", "PipelineConfig", "load_config"]
-
-
-@dataclass
-class Resources:
-    """Where and how wide a stage runs; Ray places the stage with these."""
-
-    num_cpus: float = field(default=1.0, metadata={"min": 0})
-    num_gpus: float = field(default=0.0, metadata={"min": 0})
-    # Actors (model stages) or parallel tasks (CPU stages).
-    concurrency: int = field(default=1, metadata={"min": 1})
-    # Model stages: let Ray Data grow the actor pool from `concurrency` up to this many actors
-    # while there is work and free resources (a cluster's autoscaler adds nodes for them).
-    max_concurrency: int | None = field(default=None, metadata={"min": 1})
-    batch_size: int = field(default=16, metadata={"min": 1})
+__all__ = ["ConfigError", "PipelineConfig", "QualityConfig", "Resources", "load_config"]
 
 
 @dataclass
@@ -319,6 +307,7 @@ class PipelineConfig:
     detect: DetectConfig = field(default_factory=DetectConfig)
     ocr: OcrConfig = field(default_factory=OcrConfig)
     regions: RegionsConfig = field(default_factory=RegionsConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     prompts_dir: str = "prompts"  # relative to the YAML file's folder
     # Filled by load_config: absolute folder of the YAML, for relative paths.
@@ -376,7 +365,7 @@ def crash_isolation_restarts(config: PipelineConfig, batch_size: int) -> int:
 
 
 def _check_restarts(config: PipelineConfig) -> None:
-    for section in ("fetch", "prepare", "caption", "phrases", "detect", "ocr", "regions"):
+    for section in ("fetch", "prepare", "caption", "phrases", "detect", "ocr", "regions", "quality"):
         batch = getattr(config, section).resources.batch_size
         needed = crash_isolation_restarts(config, batch)
         if config.run.max_worker_restarts < needed:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "v2"
+SCHEMA_VERSION = "v3"
 SCHEMA_DIR = files("finecap") / "schemas"
 
 _PRIMITIVES = {

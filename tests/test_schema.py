@@ -25,7 +25,7 @@ def _row(**overrides):
 
 def test_schema_json_is_the_truth_for_arrow_and_features():
     schema = load_schema()
-    assert schema.version == "v2"
+    assert schema.version == "v3"
     assert schema.arrow.names == schema.field_names
     assert schema.arrow.field("image").type == pa.struct([("bytes", pa.binary()), ("path", pa.string())])
     assert b"huggingface" in schema.arrow.metadata
@@ -39,6 +39,22 @@ def test_v2_adds_fields_and_v1_stays_loadable():
     assert set(v2.rejects_arrow.names) - set(v1.rejects_arrow.names) == {"alt_text"}
     provenance = {f.name for f in v2.arrow.field("provenance").type}
     assert provenance - {f.name for f in v1.arrow.field("provenance").type} == {"fingerprints", "version"}
+
+
+def test_v3_adds_the_quality_signals():
+    v2, v3 = load_schema("v2"), load_schema("v3")
+    assert set(v3.field_names) - set(v2.field_names) == {"signals"}
+    assert "signals" not in v3.required()  # null where the quality stage did not run
+
+    def struct_names(schema, column):
+        return {f.name for f in schema.arrow.field(column).type.value_type}
+
+    assert struct_names(v3, "captions") - struct_names(v2, "captions") == {"signals"}
+    assert struct_names(v3, "regions") - struct_names(v2, "regions") == {"agreement"}
+    # A v2 row's captions and regions cast to v3 as they are, the new fields null (the writer's conform).
+    v2_captions = pa.array([[{"text": "a", "model": "m", "model_revision": "r", "prompt_id": "p", "num_tokens": 1}]],
+                           v2.arrow.field("captions").type)
+    assert v2_captions.cast(v3.arrow.field("captions").type).to_pylist()[0][0]["signals"] is None
 
 
 def test_written_table_loads_in_datasets_with_pil_images(tmp_path):

@@ -10,10 +10,10 @@ file and leaf.
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 
 from finecap import storage
+from finecap.quality.compare import numeric_leaves
 
 LISTED = {"versions": "version", "schema_versions": "schema_version",
           "finecap_versions": "finecap_version", "config_hashes": "config_hash"}
@@ -71,20 +71,6 @@ def read_reports(output: str) -> tuple[dict[str, object], list[str]]:
         except (ValueError, UnicodeDecodeError):
             unreadable.append(uri)
     return reports, unreadable
-
-
-def numeric_leaves(value, prefix: str = "") -> dict[str, float]:
-    """Finite numbers reachable through dict keys, by dotted path; lists (histograms) are skipped."""
-    if isinstance(value, bool):
-        return {}
-    if isinstance(value, (int, float)):
-        return {prefix: value} if math.isfinite(value) else {}
-    if isinstance(value, dict):
-        leaves = {}
-        for key, item in value.items():
-            leaves.update(numeric_leaves(item, f"{prefix}.{key}" if prefix else str(key)))
-        return leaves
-    return {}
 
 
 def compare_metrics(a: dict[str, object], b: dict[str, object]) -> dict[str, dict]:

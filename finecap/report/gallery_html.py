@@ -4,6 +4,8 @@ captions under it (and on hover over a box), then the global captions; page navi
 Boxes are SVG rectangles over the image in the image's own pixel coordinates (viewBox = width x
 height), so they land where the data says at any display size. Number tags and the list beside
 share a region index; hovering either highlights both (a few lines of inline JS, no server).
+A row the quality stage flagged gets the class `flagged` (a coloured border) and a badge per flag;
+its measured signals are listed under the title.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
-from finecap.report.plots import ORIGIN_COLOURS, OTHER_COLOUR
+from finecap.report.plots import FLAG_COLOUR, ORIGIN_COLOURS, OTHER_COLOUR
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:16px auto;max-width:1400px;color:#222;padding:0 16px}
@@ -33,7 +35,9 @@ box-sizing:border-box}
 .regions li.hi{background:#ffe}
 .meta{color:#666;font-size:.85em}
 .captions{max-height:150px;overflow:auto;font-size:.88em;overflow-wrap:anywhere}.captions p{margin:6px 0}
-"""
+.flags{margin:0 0 6px;line-height:1.6}.signals{margin:0 0 6px}
+.flag{display:inline-block;color:#fff;font-size:.78em;padding:0 6px;border-radius:3px;margin-right:4px}
+""" + f".card.flagged{{border:2px solid {FLAG_COLOUR}}}.flag{{background:{FLAG_COLOUR}}}"
 JS = """
 document.querySelectorAll('[data-r]').forEach(function(el){
   var card=el.closest('.card'), sel='[data-r="'+el.getAttribute('data-r')+'"]';
@@ -54,6 +58,7 @@ class Sample:
     image_file: str  # relative to the page
     captions: list
     regions: list
+    signals: dict | None = None  # the row's quality signals (schema v3); None when not measured
 
 
 def colour(origin: str) -> str:
@@ -127,15 +132,30 @@ def _caption(caption: dict) -> str:
     return f'<p>{escape(caption["text"])}<br><span class="meta">{escape(meta)}</span></p>'
 
 
+def _signals(signals: dict | None) -> tuple[list[str], str]:
+    """(the row's flags, a line of its measured signals); nothing for a row without signals."""
+    if not signals:
+        return [], ""
+    flags = list(signals.get("flags") or [])
+    values = [f"{name} {value:.2f}" if isinstance(value, float) else f"{name} {value}"
+              for name, value in signals.items() if name != "flags" and value is not None]
+    line = f'<p class="meta signals">{escape(" · ".join(values))}</p>' if values else ""
+    return flags, line
+
+
 def render_card(number: int, sample: Sample) -> str:
     boxes = [_box(i, r, sample.width, sample.height) for i, r in enumerate(sample.regions, 1)]
     rects, tags = "".join(b[0] for b in boxes), "".join(b[1] for b in boxes)
     items = "".join(_region_item(i, r) for i, r in enumerate(sample.regions, 1))
     captions = "".join(_caption(c) for c in sample.captions) or '<p class="meta">no global caption</p>'
+    flags, signals = _signals(sample.signals)
+    badges = "".join(f'<span class="flag">{escape(f)}</span>' for f in flags)
+    badges = f'<p class="flags">{badges}</p>' if flags else ""
+    marks = f'class="card flagged" data-flags="{escape(" ".join(flags), quote=True)}"' if flags else 'class="card"'
     return (
-        f'<article class="card" id="sample-{number}" data-key="{escape(sample.key, quote=True)}">'
+        f'<article {marks} id="sample-{number}" data-key="{escape(sample.key, quote=True)}">'
         f'<h2>{escape(sample.key)} <span class="meta">{sample.width}×{sample.height} · {escape(sample.shard)} · '
-        f"{len(sample.regions)} regions</span></h2>"
+        f"{len(sample.regions)} regions</span></h2>{badges}{signals}"
         f'<div class="frame"><img src="{escape(sample.image_file, quote=True)}" '
         f'alt="{escape(sample.key, quote=True)}" width="{sample.width}" height="{sample.height}">'
         f'<svg viewBox="0 0 {sample.width} {sample.height}" preserveAspectRatio="none" '
@@ -145,7 +165,15 @@ def render_card(number: int, sample: Sample) -> str:
     )
 
 
-def render_page(title: str, page: int, pages: int, first_number: int, samples: list[Sample]) -> str:
+def _order(sort_by: str | None) -> str:
+    if sort_by is None:
+        return ""
+    name, first = sort_by.removeprefix("-"), "highest" if sort_by.startswith("-") else "lowest"
+    return f'<p class="meta">sorted by {escape(name)}, {first} first; rows without it last</p>'
+
+
+def render_page(title: str, page: int, pages: int, first_number: int, samples: list[Sample],
+                sort_by: str | None = None) -> str:
     legend = "".join(
         f'<span><i class="sw" style="border-color:{c}"></i>{escape(o)}</span>' for o, c in ORIGIN_COLOURS.items()
     )
@@ -154,6 +182,7 @@ def render_page(title: str, page: int, pages: int, first_number: int, samples: l
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(title)} · page {page}/{pages}</title><style>{CSS}</style></head><body>"
-        f'<h1>{escape(title)}</h1><div class="legend">boxes: {legend}</div>{nav}<div class="grid">{cards}</div>{nav}'
+        f'<h1>{escape(title)}</h1><div class="legend">boxes: {legend}</div>{_order(sort_by)}{nav}'
+        f'<div class="grid">{cards}</div>{nav}'
         f"<script>{JS}</script></body></html>"
     )

@@ -1,4 +1,5 @@
-"""report/index.html: the statistics as tables, the plots, and links to the gallery and card.
+"""report/index.html: the statistics as tables, the plots, and links to the gallery, the quality
+page (report/quality_page.py) and the card.
 
 One static page with inline CSS and relative links, so it opens from a local folder or any
 static host; every value from the data is HTML-escaped.
@@ -21,7 +22,7 @@ figcaption{font-size:.85em;color:#555}.muted{color:#666;font-size:.9em}code{font
 """
 
 
-def _table(headers: list[str] | None, rows: list[list]) -> str:
+def table(headers: list[str] | None, rows: list[list]) -> str:
     if not rows:
         return '<p class="muted">none</p>'
     head = "<tr>" + "".join(f"<th>{escape(h)}</th>" for h in headers) + "</tr>" if headers else ""
@@ -64,18 +65,18 @@ def _sections(s: dict) -> list[tuple[str, str]]:
     models = [[m.get("stage"), m.get("name"), m.get("model"), m.get("revision"), m.get("prompt_id")]
               for m in prov["models"]]
     return [
-        ("Global captions per captioner", _table(["model", "captions", "mean tokens", "min", "max", "prompts"], captions)),
-        ("Regions by origin", _table(["origin", "regions", "images with", "mean per image", "max per image",
+        ("Global captions per captioner", table(["model", "captions", "mean tokens", "min", "max", "prompts"], captions)),
+        ("Regions by origin", table(["origin", "regions", "images with", "mean per image", "max per image",
                                       "mean box area"], origins)),
-        ("Region captions by model", _table(["caption model", "regions"], list(map(list, s["regions"]["captioned_by"].items())))),
-        ("Top categories", _table(["origin", "category", "regions"], categories)),
-        ("Rejects by stage and reason", _table(["stage", "reason", "rows"], rejects)),
-        ("Image sizes", _table(["", "mean", "min", "max"], sizes)),
-        ("Quality scores", _table(["score", "mean", "min", "max"], quality)),
-        ("Time per stage (summed over workers)", _table(["stage", "seconds", "seconds per input row"], seconds)),
-        ("Models", _table(["stage", "name", "model", "revision", "prompt"], models)),
-        ("Prompts", _table(["prompt id", "sha256"], list(map(list, prov["prompts"].items())))),
-        ("Config", _table(["config hashes", "finecap versions", "schema versions"],
+        ("Region captions by model", table(["caption model", "regions"], list(map(list, s["regions"]["captioned_by"].items())))),
+        ("Top categories", table(["origin", "category", "regions"], categories)),
+        ("Rejects by stage and reason", table(["stage", "reason", "rows"], rejects)),
+        ("Image sizes", table(["", "mean", "min", "max"], sizes)),
+        ("Quality scores", table(["score", "mean", "min", "max"], quality)),
+        ("Time per stage (summed over workers)", table(["stage", "seconds", "seconds per input row"], seconds)),
+        ("Models", table(["stage", "name", "model", "revision", "prompt"], models)),
+        ("Prompts", table(["prompt id", "sha256"], list(map(list, prov["prompts"].items())))),
+        ("Config", table(["config hashes", "finecap versions", "schema versions"],
                           [[", ".join(prov["config_hashes"]), ", ".join(prov["finecap_versions"]),
                             ", ".join(prov["schema_versions"])]])),
     ]
@@ -93,8 +94,9 @@ def render_index(stats: dict, plots: list[Plot], gallery_pages: int) -> str:
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>FineCap report: {escape(stats['output'])}</title><style>{CSS}</style></head><body>"
         f"<h1>FineCap report</h1><p class=\"muted\"><code>{escape(stats['output'])}</code></p>"
-        f'<p>{gallery} · <a href="../README.md">dataset card</a> · <a href="stats.json">stats.json</a></p>'
-        f"<h2>Summary</h2>{_table(None, _summary(stats))}"
+        f'<p>{gallery} · <a href="quality.html">quality</a> · <a href="../README.md">dataset card</a> · '
+        '<a href="stats.json">stats.json</a></p>'
+        f"<h2>Summary</h2>{table(None, _summary(stats))}"
         f'<h2>Plots</h2><div class="plots">{figures}</div>{sections}</body></html>'
     )
 

@@ -16,6 +16,7 @@ from finecap import storage
 
 ORIGIN_COLOURS = {"detector": "#e6194b", "ocr": "#ffc400"}  # the gallery's box colours too
 OTHER_COLOUR = "#808080"
+FLAG_COLOUR = "#b00020"  # quality flags: the gallery's badges and the flags plot; a red no box colour uses
 
 
 @dataclass(frozen=True)
@@ -182,8 +183,33 @@ def render_plots(stats: dict) -> dict[Plot, bytes]:
     return out
 
 
-def write_plots(output: str, stats: dict) -> list[Plot]:
-    rendered = render_plots(stats)
+def _flags(summary: dict, ax) -> bool:
+    items = sorted(summary["flags"].items(), key=lambda kv: kv[1])
+    if not summary["rows_with_signals"] or not items:
+        return False
+    _fit_height(ax, len(items))
+    ax.barh(range(len(items)), [n for _, n in items], color=FLAG_COLOUR)
+    ax.set_yticks(range(len(items)), [k for k, _ in items], fontsize=8)
+    ax.set_xlabel(f"flagged rows (of {summary['rows_with_signals']} with signals)")
+    return True
+
+
+def render_quality_plots(summary: dict) -> dict[Plot, bytes]:
+    """The quality page's plots, from quality/summary.py's signal_summary: the distribution of every
+    numeric row signal, and rows per flag (none for an output without signals)."""
+    out = {}
+    signals = _draw_panels(summary, "signals", list(summary["signals"]), "signal value")
+    if signals:
+        out[Plot("signals.png", "Quality signals per row (quality stage)")] = signals
+    flags = _draw_single(_flags, summary)
+    if flags:
+        out[Plot("flags.png", "Rows per quality flag")] = flags
+    return out
+
+
+def write_plots(output: str, stats: dict, render=render_plots) -> list[Plot]:
+    """Write `render(stats)`'s plots under OUTPUT/report/plots/; return them."""
+    rendered = render(stats)
     for plot, png in rendered.items():
         storage.write_bytes(storage.join(output, "report", "plots", plot.name), png)
     return list(rendered)

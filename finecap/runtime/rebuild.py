@@ -142,7 +142,7 @@ def kept_rows(plan: ShardPlan, shard_id: str) -> pa.Table:
         "image_bytes": pc.struct_field(image, "bytes"),  # per chunk: the image bytes are not copied
         "image_path": pc.struct_field(image, "path"),
     }
-    for name in ("width", "height", "sha256", "phash", "quality", "captions", "regions", "ocr_document"):
+    for name in ("width", "height", "sha256", "phash", "quality", "captions", "regions", "ocr_document", "signals"):
         if name in data.column_names:
             columns[name] = data.column(name)
     table = pa.table(columns)

@@ -8,6 +8,7 @@ Layout::
     OUT/images/scene-00000.png ...   procedural scenes (finecap.samples.scenes)
     OUT/images/photo-<name>.jpg      scikit-image's bundled photos (finecap.samples.photos)
     OUT/ground_truth.jsonl           one object per image, sorted by file_name
+    OUT/truth.coco.json              the scenes' truth in COCO format (finecap.samples.truth_coco)
 
 `file_name` is relative to OUT (the Hugging Face imagefolder convention), which is also the
 key an image-folder build of OUT gives the image.
@@ -23,8 +24,10 @@ from pathlib import Path
 import fsspec
 import numpy as np
 
+from finecap.quality.truth import TRUTH_FILE, write_truth
 from finecap.samples.photos import PHOTOS, load_photo
 from finecap.samples.scenes import generate_scene, sample_size
+from finecap.samples.truth_coco import scenes_coco, truth_image
 
 GROUND_TRUTH = "ground_truth.jsonl"
 IMAGES = "images"
@@ -107,9 +110,27 @@ def write_sample_source(
     for stale in [*(out / IMAGES).glob("scene-*.png"), *(out / IMAGES).glob("photo-*.jpg")]:
         if f"{IMAGES}/{stale.name}" not in written:
             stale.unlink()
-    lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in sorted(records, key=lambda r: r["file_name"])]
+    records.sort(key=lambda r: r["file_name"])
+    lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in records]
     _write_atomic(out / GROUND_TRUTH, "".join(lines).encode("utf-8"))
+    write_truth(str(out / TRUTH_FILE), source_truth(records, seed))
     return out
+
+
+def source_truth(records: list[dict], seed: int) -> dict:
+    """The COCO truth of a sample folder's records: scenes only.
+
+    The bundled photos have no box-level truth (their records hold null objects and words), so
+    they are left out rather than listed as images with no objects, which would score every
+    detection on them as a false positive. `file_name` and `key` are the record's file_name,
+    the key an image-folder build of the folder gives the row.
+    """
+    scenes = [r for r in records if r["kind"] == "scene"]
+    images = [truth_image(index + 1, r, file_name=r["file_name"], key=r["file_name"], captions=[r["caption"]])
+              for index, r in enumerate(scenes)]
+    info = {"description": "FineCap sample source: procedural scenes (the bundled photos have no box truth)",
+            "seed": seed}
+    return scenes_coco(images, info)
 
 
 def load_ground_truth(source_dir: str | os.PathLike) -> dict[str, dict]:

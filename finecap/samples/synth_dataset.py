@@ -3,7 +3,8 @@
 Why: the trainer must show that it learns on a CPU without any pretrained model, and that needs
 data whose every caption and box is true. `write_synth_dataset` draws scenes with
 `finecap.samples.scenes` and writes `OUT/train` and `OUT/heldout`, each a normal finecap output
-(data, empty rejects, manifests) that `finecap validate` accepts and the trainer streams.
+(data, empty rejects, manifests) that `finecap validate` accepts and the trainer streams, plus
+`truth.coco.json`: the split's truth in COCO format, which `finecap eval dataset --truth` reads.
 Each row has two global captions (a short one naming the shapes and words, and the scene's full
 caption with background, sizes and positions), one detector region per shape and one OCR region
 per word.
@@ -23,8 +24,10 @@ import pyarrow.parquet as pq
 
 from finecap import __version__, storage
 from finecap.image_ops import perceptual_hash, pixel_sha256, quality_scores
+from finecap.quality.truth import TRUTH_FILE, TruthImage, write_truth
 from finecap.samples.captions import count_phrase, join_and, with_article
 from finecap.samples.scenes import Scene, generate_scene, sample_size
+from finecap.samples.truth_coco import scenes_coco, truth_image
 from finecap.schema import conform, load_schema
 
 SYNTH_MODEL = "synthetic-ground-truth"
@@ -88,30 +91,48 @@ def _scene(seed: int, index: int, base: tuple[int, int]) -> Scene:
     return generate_scene(rng, max(MIN_SIDE, width), max(MIN_SIDE, height))
 
 
+def row_truth(image_id: int, row: dict, scene: Scene) -> TruthImage:
+    """The truth of a scene row: keyed by the row key, named by its image path, its two captions."""
+    return truth_image(image_id, scene.to_record(), file_name=row["image"]["path"], key=row["key"],
+                       captions=[c["text"] for c in row["captions"]])
+
+
 def _write_split(out: str, indices: range, seed: int, base: tuple[int, int], shard_size: int,
                  row_group_size: int, config_hash: str) -> int:
-    schema = load_schema().arrow
+    """Write the split's shards, then its truth file (after the rows, so it never names a missing one)."""
+    truth: list[TruthImage] = []
     for shard_no, start in enumerate(range(indices.start, indices.stop, shard_size)):
         shard = f"part-{shard_no:06d}"
-        rows = [scene_row(f"synth-{seed}-{i:06d}", _scene(seed, i, base), shard, config_hash)
-                for i in range(start, min(start + shard_size, indices.stop))]
-        table = conform(pa.Table.from_pylist(rows, schema=schema), schema)
-        buffer = io.BytesIO()
-        pq.write_table(table, buffer, row_group_size=row_group_size, compression="zstd")
-        storage.write_bytes(storage.join(out, "data", f"{shard}.parquet"), buffer.getvalue())
-        buffer = io.BytesIO()
-        pq.write_table(load_schema().rejects_arrow.empty_table(), buffer)
-        storage.write_bytes(storage.join(out, "rejects", f"{shard}.parquet"), buffer.getvalue())
-        manifest = {
-            "shard": shard, "rows_in": len(rows), "rows_written": len(rows), "rows_rejected": 0,
-            "rejects_by_reason": {},
-            "files": {"data": f"data/{shard}.parquet", "rejects": f"rejects/{shard}.parquet"},
-            "stage_seconds": {}, "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "config_hash": config_hash, "schema_version": load_schema().version, "finecap_version": __version__,
-            "models": [{"stage": "synth", "name": SYNTH_MODEL, "revision": SYNTH_REVISION}],
-        }
-        storage.write_bytes(storage.join(out, "_manifest", f"{shard}.json"), json.dumps(manifest, indent=2).encode())
+        rows = []
+        for i in range(start, min(start + shard_size, indices.stop)):
+            scene = _scene(seed, i, base)
+            rows.append(scene_row(f"synth-{seed}-{i:06d}", scene, shard, config_hash))
+            truth.append(row_truth(i + 1, rows[-1], scene))  # ids from the scene index: unique across splits
+        _write_shard(out, shard, rows, row_group_size, config_hash)
+    info = {"description": "FineCap synthetic scenes", "generator": SYNTH_REVISION, "seed": seed,
+            "scenes": [indices.start, indices.stop]}
+    write_truth(storage.join(out, TRUTH_FILE), scenes_coco(truth, info))
     return len(indices)
+
+
+def _write_shard(out: str, shard: str, rows: list[dict], row_group_size: int, config_hash: str) -> None:
+    schema = load_schema().arrow
+    table = conform(pa.Table.from_pylist(rows, schema=schema), schema)
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, row_group_size=row_group_size, compression="zstd")
+    storage.write_bytes(storage.join(out, "data", f"{shard}.parquet"), buffer.getvalue())
+    buffer = io.BytesIO()
+    pq.write_table(load_schema().rejects_arrow.empty_table(), buffer)
+    storage.write_bytes(storage.join(out, "rejects", f"{shard}.parquet"), buffer.getvalue())
+    manifest = {
+        "shard": shard, "rows_in": len(rows), "rows_written": len(rows), "rows_rejected": 0,
+        "rejects_by_reason": {},
+        "files": {"data": f"data/{shard}.parquet", "rejects": f"rejects/{shard}.parquet"},
+        "stage_seconds": {}, "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "config_hash": config_hash, "schema_version": load_schema().version, "finecap_version": __version__,
+        "models": [{"stage": "synth", "name": SYNTH_MODEL, "revision": SYNTH_REVISION}],
+    }
+    storage.write_bytes(storage.join(out, "_manifest", f"{shard}.json"), json.dumps(manifest, indent=2).encode())
 
 
 def write_synth_dataset(

@@ -11,6 +11,7 @@ from finecap.stages.filters import FilterStage
 from finecap.stages.ocr import OcrStage
 from finecap.stages.phrases import PhrasesStage
 from finecap.stages.prepare import PrepareStage
+from finecap.stages.quality import QualityStage
 from finecap.stages.regions import RegionsStage
 
 # Local captions, in order: phrases from the captions, boxes for the phrases, text lines, then
@@ -19,7 +20,7 @@ REGION_STAGES: tuple[type[Stage], ...] = (PhrasesStage, DetectStage, OcrStage, R
 # The one registry: every stage by name, in pipeline order. Adding a stage is its module plus an
 # entry here (and in pipeline_stages when it is not always on).
 STAGES_BY_NAME: dict[str, type[Stage]] = {
-    cls.name: cls for cls in (FetchStage, PrepareStage, FilterStage, CaptionStage, *REGION_STAGES)
+    cls.name: cls for cls in (FetchStage, PrepareStage, FilterStage, CaptionStage, *REGION_STAGES, QualityStage)
 }
 
 
@@ -32,6 +33,8 @@ def pipeline_stages(config: PipelineConfig) -> list[tuple[type[Stage], dict]]:
     if CaptionStage.enabled(config):
         stages += [(CaptionStage, {"captioner": c.name}) for c in config.caption.captioners]
     stages += [(stage, {}) for stage in REGION_STAGES if stage.enabled(config)]
+    if QualityStage.enabled(config):  # last: it reads what every other stage wrote
+        stages.append((QualityStage, {}))
     return stages
 
 

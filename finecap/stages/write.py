@@ -141,7 +141,7 @@ class PieceWriter:
             "regions": no_null_lists(kept, "regions", self.schema.arrow.field("regions").type),
             "provenance": [provenance] * n,
         }
-        for name in ("width", "height", "sha256", "phash", "quality", "ocr_document"):
+        for name in ("width", "height", "sha256", "phash", "quality", "ocr_document", "signals"):
             # Absent when every row of the batch was rejected before prepare (stages skip
             # empty batches); conform() then gives the empty table its schema.
             if name in kept.column_names:

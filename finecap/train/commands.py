@@ -1,4 +1,8 @@
-"""`finecap train` and `finecap eval`: argument parsing only; torch loads inside the handlers."""
+"""`finecap train` and `finecap eval`: argument parsing only; torch loads inside the handlers.
+
+`finecap eval retrieval|grounding` score FineViT checkpoints; `finecap eval dataset` scores a built
+dataset against ground truth (finecap/quality/cli.py).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    if args.task == "retrieval":
+    if args.eval_task == "retrieval":
         from finecap.train.eval_retrieval import evaluate_retrieval
 
         result = evaluate_retrieval(args.checkpoint, args.data, limit=args.limit)
@@ -37,11 +41,16 @@ def register(subparsers) -> None:
     ray_launch.add_arguments(train)
     train.set_defaults(func=_train)
 
-    evaluate = subparsers.add_parser("eval", help="evaluate a FineViT checkpoint")
-    evaluate.add_argument("task", choices=("retrieval", "grounding"),
-                          help="retrieval: stage II checkpoint; grounding: stage III checkpoint")
-    evaluate.add_argument("--checkpoint", required=True, help="checkpoint dir, stage dir or run output")
-    evaluate.add_argument("--data", required=True, help="finecap output URI to evaluate on (e.g. OUT/heldout)")
-    evaluate.add_argument("--limit", type=int, help="use only the first N rows")
-    evaluate.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    evaluate.set_defaults(func=_eval)
+    evaluate = subparsers.add_parser("eval", help="evaluate a FineViT checkpoint or a built dataset")
+    tasks = evaluate.add_subparsers(dest="eval_task", required=True)
+    for task, what in (("retrieval", "a stage II checkpoint: image-text retrieval"),
+                       ("grounding", "a stage III checkpoint: region grounding")):
+        checkpoint = tasks.add_parser(task, help=what)
+        checkpoint.add_argument("--checkpoint", required=True, help="checkpoint dir, stage dir or run output")
+        checkpoint.add_argument("--data", required=True, help="finecap output URI to evaluate on (e.g. OUT/heldout)")
+        checkpoint.add_argument("--limit", type=int, help="use only the first N rows")
+        checkpoint.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+        checkpoint.set_defaults(func=_eval)
+    from finecap.quality.cli import add_parser as add_dataset_eval
+
+    add_dataset_eval(tasks)

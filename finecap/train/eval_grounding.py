@@ -14,11 +14,12 @@ from pathlib import Path
 
 import torch
 
+from finecap.quality.boxes import iou
 from finecap.train.losses import IGNORE
 from finecap.train.patches import decode_image, pack, patchify
 from finecap.train.shards import iter_all_rows
 from finecap.train.stage3 import answer_ids, pad_sequences, prompt_ids
-from finecap.train.tasks import PROMPTS, captioned_regions, format_box, iou, parse_box, text_regions
+from finecap.train.tasks import PROMPTS, captioned_regions, format_box, parse_box, text_regions
 from finecap.train.vit import MERGE
 
 IOU_HIT = 0.5

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from finecap.diff.facts import compare_metrics, compare_provenance, numeric_leaves, read_reports
+from finecap.diff.facts import compare_metrics, compare_provenance, read_reports
 from tests.diff.helpers import write_report
-
-
-def test_numeric_leaves_skip_lists_bools_strings_and_non_finite():
-    value = {"n": 3, "x": {"y": 0.5, "ok": True, "name": "s", "hist": [1, 2], "bad": float("nan")}}
-    assert numeric_leaves(value) == {"n": 3, "x.y": 0.5}
 
 
 def test_metrics_compare_only_leaves_both_carry():

@@ -9,7 +9,7 @@ import pyarrow as pa
 from PIL import Image
 
 from finecap.runtime.commit import ShardProgress, commit_shard
-from finecap.schema import SCHEMA_VERSION
+from finecap.schema import SCHEMA_VERSION, load_schema
 from finecap.sources import make_source
 from finecap.stages.caption import CAPTION_TYPE
 from finecap.stages.detect import region, regions_type
@@ -43,9 +43,11 @@ def ocr(bbox, text: str) -> dict:
     return {**r, "caption": text, "caption_model": "PP-OCRv4@1.4.4"}
 
 
-def write_output(config, captions_by_key: dict | None = None, regions_by_key: dict | None = None) -> list[dict]:
-    """Commit every shard of `config`'s source; return the manifests."""
-    captions_by_key, regions_by_key = captions_by_key or {}, regions_by_key or {}
+def write_output(config, captions_by_key: dict | None = None, regions_by_key: dict | None = None,
+                 signals_by_key: dict | None = None) -> list[dict]:
+    """Commit every shard of `config`'s source; return the manifests. Rows of `signals_by_key` get
+    those v3 `signals` (tests.quality.outputs.signals builds one), every other row null signals."""
+    captions_by_key, regions_by_key, signals_by_key = captions_by_key or {}, regions_by_key or {}, signals_by_key or {}
     source = make_source(config)
     facts = {"config_hash": CHASH, "finecap_version": "0.1.0", "schema_version": SCHEMA_VERSION,
              "source": config.source.uri, "models": MODELS, "prompts": {"global_detailed/v1": "sha256:pppp"}}
@@ -57,6 +59,8 @@ def write_output(config, captions_by_key: dict | None = None, regions_by_key: di
         regions = [regions_by_key.get(k, []) for k in keys]
         rows = rows.append_column("captions", pa.array(captions, pa.list_(CAPTION_TYPE)))
         rows = rows.append_column("regions", pa.array(regions, regions_type()))
+        signals = [signals_by_key.get(k) for k in keys]
+        rows = rows.append_column("signals", pa.array(signals, load_schema().arrow.field("signals").type))
         progress = ShardProgress(spec.shard_id, spec.num_rows)
         for piece in stage_pieces(config, rows, CHASH):
             progress.add(piece)

@@ -55,7 +55,9 @@ def test_report_writes_stats_plots_and_an_index_linking_them(reported):
         with Image.open(reported / "report" / "plots" / name) as image:
             assert image.format == "PNG" and image.width > 300
     index = (reported / "report" / "index.html").read_text()
-    assert sorted(re.findall(r'src="plots/([^"]+)"', index)) == plots
+    quality = (reported / "report" / "quality.html").read_text()  # the quality page shows its own plots
+    assert sorted(re.findall(r'src="plots/([^"]+)"', index + quality)) == plots
+    assert 'href="quality.html"' in index
     assert 'href="gallery/index.html"' in index and "(3 pages)" in index  # 10 rows, 4 per page
     assert "<td>decode_error</td>" in index
 

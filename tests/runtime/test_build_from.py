@@ -38,9 +38,12 @@ def test_a_build_from_an_earlier_output_redecides_only_the_changed_filter(image_
     assert "filter/bad_aspect_ratio=6" in first.stdout and "prepare/decode_error=1" in first.stdout
     before = _snapshot(old)
 
+    # Exact dedup on: the pass after the build checks the config hash the build recorded, which
+    # roots at OLD's source fingerprint, not at this config's (it once failed on exactly that).
     proc = _run(["build", "--config", str(LOCAL_YAML), "--from", str(old), "--output", str(new),
-                 *_args("filter.max_aspect_ratio=3")], tmp_path)
+                 *_args("filter.max_aspect_ratio=3", "dedup.enabled=true", "dedup.near=false")], tmp_path)
     assert "recompute filter: filter.max_aspect_ratio: 1.6 -> 3.0" in proc.stdout
+    assert "\ndedup: 0 exact and 0 near duplicates" in proc.stdout
     assert "6 rejected rows decided again" in proc.stdout
     assert "10 rows written, 1 rejected" in proc.stdout  # the decode error stays (prepare unchanged)
     assert _snapshot(old) == before  # OLD untouched

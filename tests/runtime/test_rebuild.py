@@ -15,7 +15,7 @@ from finecap.stages.ocr import OcrStage
 from finecap.stages.regions import RegionsStage
 from tests.runtime.helpers import finished_shard, stage_pieces
 
-ALL = ["prepare", "filter", "caption", "phrases", "detect", "ocr", "regions"]
+ALL = ["prepare", "filter", "caption", "phrases", "detect", "ocr", "regions", "quality"]
 
 
 def _manifest(prints, **changes) -> dict:
@@ -41,6 +41,12 @@ def test_a_detector_change_also_reruns_the_transient_stages_it_reads(local_confi
     assert shard.clears == ("detect", "regions")
 
 
+def test_a_quality_threshold_reruns_the_quality_stage_and_the_phrases_it_reads(local_config):
+    prints = pipeline_prints(local_config())
+    shard = plan_shard("part-000000", _manifest(prints, quality="sha256:old"), "/out", prints)
+    assert (shard.runs, shard.clears) == (("phrases", "quality"), ("quality",))  # no VLM, detector or OCR
+
+
 def test_same_fingerprints_are_a_copy_and_another_source_is_new(local_config):
     prints = pipeline_prints(local_config())
     copy = plan_shard("part-000000", _manifest(prints), "/out", prints)
@@ -60,7 +66,8 @@ def test_why_names_the_settings_that_changed(local_config):
     new = pipeline_prints(local_config("regions.captioner.max_tokens=7", "ocr.min_score=0.9"))
     reasons = why(old, new)
     assert reasons == {"ocr": ["ocr.min_score: 0.5 -> 0.9"],
-                       "regions": ["regions.captioner.max_tokens: 24 -> 7", "ocr changed"]}
+                       "regions": ["regions.captioner.max_tokens: 24 -> 7", "ocr changed"],
+                       "quality": ["ocr changed", "regions changed"]}
     assert why({}, new)["regions"] == ["first build"]
 
 

@@ -36,7 +36,7 @@ def built(tmp_path_factory):
     out = root / "out"
     args = ["build", "--config", str(LOCAL_YAML), "--input", str(source), "--output", str(out), "--limit", "16"]
     first = _run(args, home)
-    return {"args": args, "out": out, "home": home, "first": first}
+    return {"args": args, "out": out, "home": home, "first": first, "source": source}
 
 
 def test_build_validates_and_accounts_for_every_row(built):
@@ -44,6 +44,31 @@ def test_build_validates_and_accounts_for_every_row(built):
     proc = _run(["validate", str(built["out"])], built["home"])
     assert proc.stdout.startswith("OK:"), proc.stdout
     assert "16 rows" in proc.stdout or "rejects" in proc.stdout
+
+
+def test_eval_scores_the_build_against_the_sample_truth_and_the_signals_flag_the_noise(built):
+    """The tiny random models write noise: they must score near zero and be flagged, while real
+    PP-OCR reads the drawn words (its word recall measured against the scenes' truth)."""
+    import json
+
+    truth = built["source"] / "truth.coco.json"
+    proc = _run(["eval", "dataset", str(built["out"]), "--truth", str(truth)], built["home"])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])  # the last line is one JSON object
+    assert "global captions" in proc.stdout and "AP50" in proc.stdout
+    images = result["images"]
+    # 14 scenes and 2 of the bundled photos (--limit 16); photos have no truth.
+    assert images["rows_matched"] + images["truth_without_row"] == images["truth"] == 14
+    assert images["rows_without_truth"] == 16 - images["rows_matched"]
+    captioners = {c["model"] for c in result["captions"]}
+    assert captioners <= {"tiny:vlm-a", "tiny:vlm-b"} and captioners
+    assert all(c["captions"] > 0 and (c["f1"] or 0.0) < 0.3 for c in result["captions"])
+    det = result["detection"]
+    assert det["model"].startswith("tiny:gdino@") and det["instances"] > 0 and 0.0 <= det["ap"] < 0.3
+    assert result["ocr"]["model"].startswith("PP-OCRv4") and result["ocr"]["recall"] > 0.5
+    flagged = result["signals"]
+    assert flagged["rows_with_signals"] == 16 and flagged["rows_flagged"] > 0
+    saved = json.loads((built["out"] / "report" / "eval_dataset.json").read_text())
+    assert saved["detection"]["ap"] == det["ap"]  # where `finecap diff` compares report metrics
 
 
 def test_output_loads_in_datasets_with_pil_images_and_provenance(built):
@@ -107,16 +132,19 @@ def _committed(out: Path) -> dict:
 
 
 def test_a_changed_region_setting_rebuilds_only_the_regions_stage(built):
-    """Last in this module: it makes a second version of the shared output."""
+    """Last in this module: it makes a second version of the shared output. The quality stage
+    reads the regions, so it runs again too, with the phrases it reads (not kept in the data)."""
     before = _committed(built["out"])
     proc = _run(built["args"] + ["--set", "regions.captioner.max_tokens=9"], built["home"])
     assert "recompute regions: regions.captioner.max_tokens: 24 -> 9" in proc.stdout
-    assert "keep prepare, filter, caption, phrases, detect, ocr" in proc.stdout
+    assert "recompute quality: regions changed" in proc.stdout
+    assert "keep prepare, filter, caption, detect, ocr" in proc.stdout
     after = _committed(built["out"])
     assert set(after) == set(before)
     for shard, (manifest, rows) in after.items():
         old_manifest, old_rows = before[shard]
-        assert set(manifest["stage_seconds"]) == {"read", "regions"}  # no fetch, prepare, caption, detect, ocr
+        # No fetch, prepare, caption, detect or OCR.
+        assert set(manifest["stage_seconds"]) == {"read", "regions", "phrases", "quality"}
         assert (manifest["version"], old_manifest["version"]) == ("000002", "000001")
         assert manifest["files"] != old_manifest["files"]  # a new version never overwrites the old files
         for column in ("key", "image", "captions"):

@@ -21,7 +21,7 @@ def test_same_arguments_write_byte_identical_folders(tmp_path):
     files = _snapshot(a)
     assert files == _snapshot(b)
     expected = {f"images/scene-{i:05d}.png" for i in range(4)} | {f"images/photo-{n}.jpg" for n in PHOTOS}
-    assert set(files) == expected | {"ground_truth.jsonl"}
+    assert set(files) == expected | {"ground_truth.jsonl", "truth.coco.json"}
     assert not list(a.rglob(".*.tmp"))
 
 

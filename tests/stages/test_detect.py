@@ -74,7 +74,7 @@ def test_detector_regions_follow_the_config_and_the_schema(engine, batch):
 
 def test_thresholds_and_earlier_regions(engine, batch):
     earlier = [{"bbox": [0.0, 0.0, 0.5, 0.5], "phrase": None, "category": "text", "score": 1.0, "origin": "ocr",
-                "caption": None, "caption_model": None, "ocr_text": "SALE"}]
+                "caption": None, "caption_model": None, "ocr_text": "SALE", "agreement": None}]
     one = batch.slice(0, 1).append_column("regions", pa.array([earlier], regions_type()))
     _, (loose,) = _detect(engine, one, "detect.max_regions=100", "detect.nms_iou=1.0")
     _, (strict,) = _detect(engine, one, "detect.max_regions=100", "detect.nms_iou=1.0", "detect.box_threshold=0.9999")

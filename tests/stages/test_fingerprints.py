@@ -26,7 +26,7 @@ def _changed(base: dict, *overrides: str) -> set[str]:
 
 
 def test_every_enabled_stage_has_a_fingerprint_in_pipeline_order(base):
-    assert list(base) == [SOURCE, "prepare", "filter", "caption", "phrases", "detect", "ocr", "regions"]
+    assert list(base) == [SOURCE, "prepare", "filter", "caption", "phrases", "detect", "ocr", "regions", "quality"]
 
 
 @pytest.mark.parametrize("override", [
@@ -57,15 +57,17 @@ def test_settings_that_only_say_how_or_where_change_no_fingerprint(base, overrid
 
 
 @pytest.mark.parametrize("override, stages", [
-    ("regions.captioner.max_tokens=7", {"regions"}),
-    ("regions.view=crop", {"regions"}),
-    ("ocr.min_score=0.9", {"ocr", "regions"}),
-    ("detect.box_threshold=0.5", {"detect", "regions"}),
-    ("phrases.max_phrases=3", {"phrases", "detect", "regions"}),
-    ("caption.captioners.0.max_tokens=7", {"caption", "phrases", "detect", "regions"}),
+    ("regions.captioner.max_tokens=7", {"regions", "quality"}),
+    ("regions.view=crop", {"regions", "quality"}),
+    ("ocr.min_score=0.9", {"ocr", "regions", "quality"}),
+    ("detect.box_threshold=0.5", {"detect", "regions", "quality"}),
+    ("phrases.max_phrases=3", {"phrases", "detect", "regions", "quality"}),
+    ("caption.captioners.0.max_tokens=7", {"caption", "phrases", "detect", "regions", "quality"}),
     ("filter.min_short_side=300", {"filter"}),
-    ("prepare.model_max_side=224", {"prepare", "filter", "caption", "phrases", "detect", "ocr", "regions"}),
-    ("source.shard_size=3", {SOURCE, "prepare", "filter", "caption", "phrases", "detect", "ocr", "regions"}),
+    ("prepare.model_max_side=224", {"prepare", "filter", "caption", "phrases", "detect", "ocr", "regions",
+                                    "quality"}),
+    ("source.shard_size=3", {SOURCE, "prepare", "filter", "caption", "phrases", "detect", "ocr", "regions",
+                             "quality"}),
 ])
 def test_a_semantic_setting_changes_its_stage_and_the_stages_reading_it(base, override, stages):
     assert _changed(base, override) == stages
@@ -81,7 +83,7 @@ def test_a_prompt_text_changes_the_stage_using_it(tmp_path, base):
     prompt = tmp_path / "prompts" / config.regions.captioner.prompt
     prompt.with_suffix(".txt").write_text(prompt.with_suffix(".txt").read_text() + " Be brief.")
     after = {n: p.fingerprint for n, p in pipeline_prints(config).items()}
-    assert {n for n in before if before[n] != after[n]} == {"regions"}
+    assert {n for n in before if before[n] != after[n]} == {"regions", "quality"}
     assert before == base  # the copied pipeline is the same pipeline
 
 

@@ -1,11 +1,9 @@
 import numpy as np
-import pytest
 
 from finecap.train.tasks import (
     available,
     captioned_regions,
     format_box,
-    iou,
     make_example,
     parse_box,
     sample_example,
@@ -28,12 +26,6 @@ def test_boxes_are_integers_0_to_1000_in_qwen_format():
     assert parse_box("x <|box_start|>(123,0),(1000,500)<|box_end|> y") == [0.123, 0.0, 1.0, 0.5]
     assert parse_box("<|box_start|>(900,10),(100,20)<|box_end|>") == [0.1, 0.01, 0.9, 0.02]
     assert parse_box("no box here") is None
-
-
-def test_iou():
-    assert iou([0, 0, 1, 1], [0, 0, 1, 1]) == 1.0
-    assert iou([0, 0, 0.5, 1], [0.5, 0, 1, 1]) == 0.0
-    assert iou([0, 0, 1, 1], [0, 0, 0.5, 1]) == pytest.approx(0.5)
 
 
 def test_ambiguous_region_captions_are_not_grounding_targets():
