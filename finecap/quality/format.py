@@ -22,6 +22,25 @@ def text_table(headers: list[str], rows: list[list]) -> list[str]:
 
 
 def format_eval(result: dict) -> list[str]:
+    if result.get("truth") is None:
+        return [f"dataset {result['dataset']} (no --truth: the signals only)", *_signals(result)]
+    return _against_truth(result) + _signals(result)
+
+
+def _signals(result: dict) -> list[str]:
+    signals, dup = result["signals"], result["duplicate_captions"]
+    lines = [f"quality signals: {signals['rows_with_signals']} of {signals['rows']} rows measured, "
+             f"{signals['rows_flagged']} flagged"
+             + (f" ({', '.join(f'{k} {v}' for k, v in signals['flags'].items() if v)})" if signals["rows_flagged"] else "")]
+    lines += text_table(["captioner", "captions", "words", "repetition", "grounding", "quote support", "dist-1", "dist-2"],
+                        [[group_label(c, ("model", "model_revision", "prompt_id")), c["captions"], c["mean_words"],
+                          c["mean_repetition"], c["mean_grounding_rate"], c["quote_support"], c["distinct_1"],
+                          c["distinct_2"]] for c in signals["by_captioner"]])
+    lines.append(f"duplicate captions: {dup['duplicated']} of {dup['captions']} ({fmt(dup['rate'])})")
+    return lines
+
+
+def _against_truth(result: dict) -> list[str]:
     images = result["images"]
     lines = [f"dataset {result['dataset']} against {result['truth']}",
              f"images: {images['rows_matched']} of {images['truth']} truth images have a row; "
@@ -50,8 +69,6 @@ def format_eval(result: dict) -> list[str]:
                         [[r["caption_model"], r["regions"], r["matched"], r["category_accuracy"],
                           r["colour_accuracy"]] for r in result["region_captions"]]) if result["region_captions"] else \
         ["  none (no detector region has a caption)"]
-    dup = result["duplicate_captions"]
-    lines += [f"duplicate captions: {dup['duplicated']} of {dup['captions']} ({fmt(dup['rate'])})"]
     return lines
 
 

@@ -28,7 +28,7 @@ def read_ground_truth(output: str) -> dict | None:
 
 
 def render_ground_truth(result: dict | None, current_version: str | None) -> str:
-    if result is None:
+    if result is None or result.get("truth") is None:
         return ('<h2>Against ground truth</h2><p class="muted">not scored: run <code>finecap eval dataset OUT '
                 "--truth TRUTH.json</code> (COCO format; <code>finecap samples</code> writes one) and report again</p>")
     images = result["images"]

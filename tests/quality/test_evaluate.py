@@ -68,6 +68,7 @@ def test_a_damaged_copy_scores_lower_and_against_shows_the_change(synth, tmp_pat
     assert any(line.startswith("  detection.ap ") and "-1.000" in line for line in out)
     saved = json.loads((bad / "report" / "eval_dataset.json").read_text())
     assert saved["detection"]["ap"] == 0.0  # `finecap diff` compares it with the other side's
+    assert "against" not in saved  # only this output's own metrics
 
 
 def test_rows_without_truth_are_counted_not_scored(synth, tmp_path):
@@ -88,3 +89,15 @@ def test_bad_truth_and_missing_output_are_one_line_errors(synth, tmp_path, capsy
     assert err.count("\n") == 0 and "images[0] lacks width, height" in err
     assert main(["eval", "dataset", str(tmp_path / "none"), "--truth", str(synth / "truth.coco.json")]) == 2
     assert "no committed shard" in capsys.readouterr().err
+
+
+def test_without_truth_only_the_signals_and_nothing_saved(synth, capsys):
+    assert main(["eval", "dataset", str(synth)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(out[-1])
+    assert result["truth"] is None and "detection" not in result
+    assert result["duplicate_captions"]["captions"] == 12 and result["signals"]["rows"] == 6
+    assert "no --truth: the signals only" in out[0]
+    assert not (synth / "report" / "eval_dataset.json").exists()  # a truth score is never replaced
+    assert main(["eval", "dataset", str(synth), "--vocabulary", "v.json"]) == 2
+    assert "give --truth too" in capsys.readouterr().err

@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from finecap.train.checkpoint import latest_checkpoint, load_heads, load_vision, read_state
 from finecap.train.logs import read_trace
 
@@ -34,6 +36,8 @@ def _torchrun(data, output, *overrides: str) -> subprocess.CompletedProcess:
     return done
 
 
+@pytest.mark.slow
+@pytest.mark.train
 def test_torchrun_two_ranks_see_disjoint_data(small_synth, tmp_path):
     done = _torchrun(small_synth, tmp_path, "stage2.steps=3")
     assert done.stdout.count("stage2: step 3,") == 1  # the summary comes from rank 0 only
@@ -47,6 +51,8 @@ def test_torchrun_two_ranks_see_disjoint_data(small_synth, tmp_path):
     assert state["step"] == 3 and state["world"] == 2 and sorted(state["positions"]) == ["0", "1"]
 
 
+@pytest.mark.slow
+@pytest.mark.train
 def test_fsdp_trains_checkpoints_full_tensors_and_resumes(small_synth, tmp_path):
     _torchrun(small_synth, tmp_path, "stage2.steps=2", "run.strategy=fsdp")
     done = _torchrun(small_synth, tmp_path, "stage2.steps=3", "run.strategy=fsdp")

@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 import torch
 
 from finecap.train.checkpoint import latest_checkpoint, load_vision, read_state
@@ -27,6 +29,8 @@ def _train(data, output, env_extra=None):
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
+@pytest.mark.train
 def test_killed_run_resumes_from_its_last_checkpoint(small_synth, tmp_path):
     whole = _train(small_synth, tmp_path / "whole")
     assert whole.returncode == 0, whole.stderr[-2000:]

@@ -19,6 +19,7 @@ def test_random_mask_masks_the_ratio_of_every_image():
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_stage1_loss_falls(stage1_run, run_dir):
     with (run_dir / "stage1" / "log.csv").open() as f:
         losses = [float(r["loss"]) for r in csv.DictReader(f)]

@@ -23,6 +23,7 @@ def test_attention_pool_keeps_packed_images_apart():
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_stage2_heldout_recall_at_1_is_5x_chance(stage2_run, synth, run_dir, capsys):
     state = read_state(latest_checkpoint(run_dir / "stage2"))
     assert state["config"]["stage2"]["init_from"] == "previous"  # started from stage I's checkpoint

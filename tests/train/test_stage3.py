@@ -24,6 +24,7 @@ def test_sequence_masks_image_and_prompt_and_ends_with_eos():
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_stage3_grounding_beats_fixed_baselines(stage3_run, synth, run_dir):
     from finecap.train.eval_grounding import evaluate_grounding
 
