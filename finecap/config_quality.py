@@ -34,5 +34,7 @@ class QualityConfig:
     min_ocr_quote_support: float | None = field(default=0.5, metadata={"min": 0.0, "max": 1.0})
     max_ocr_ignored: float | None = field(default=None, metadata={"min": 0.0, "max": 1.0})
     min_region_agreement: float | None = field(default=0.5, metadata={"min": 0.0, "max": 1.0})
-    # Pure Python over a batch's text: a sliver of a CPU, and wide batches.
-    resources: Resources = field(default_factory=lambda: Resources(num_cpus=0.25, batch_size=64))
+    # Pure Python over a batch's text: a sliver of a CPU. Batches no wider than the regions
+    # stage's (16) before it: Ray Data holds finished rows until a batch fills, so with 64 a small
+    # build's shards all committed in one burst at the end (the soak's killed rebuild saw 12 of 12).
+    resources: Resources = field(default_factory=lambda: Resources(num_cpus=0.25, batch_size=16))
