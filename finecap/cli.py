@@ -187,6 +187,7 @@ def make_parser() -> argparse.ArgumentParser:
     source.add_argument("--seed", type=int, default=0)
     source.set_defaults(func=_sample_source)
     from finecap.diff import add_parser as add_diff_parser
+    from finecap.export_command import add_parser as add_export_parser
     from finecap.lineage import add_parser as add_log_parser
     from finecap.plan import add_parser as add_plan_parser
     from finecap.samples.synth_dataset import register_synth
@@ -197,6 +198,7 @@ def make_parser() -> argparse.ArgumentParser:
     add_plan_parser(sub)
     register_synth(samples)
     register_train(sub)
+    add_export_parser(sub)
     return parser
 
 

@@ -58,9 +58,20 @@ def patchify(image: Image.Image, max_pixels: int) -> tuple[torch.Tensor, torch.T
     # (gh, m, p, gw, m, p, c) -> windows row-major, then the 2x2 patches of each window, channels first.
     x = arr.reshape(gh, MERGE, PATCH_SIZE, gw, MERGE, PATCH_SIZE, 3).transpose(0, 3, 1, 4, 6, 2, 5)
     patches = torch.from_numpy(np.ascontiguousarray(x).reshape(-1, PATCH_DIM))
-    wr, wc, r, c = np.meshgrid(np.arange(gh), np.arange(gw), np.arange(MERGE), np.arange(MERGE), indexing="ij")
+    return patches, patch_positions(gh * MERGE, gw * MERGE)
+
+
+def patch_positions(rows: int, cols: int) -> torch.Tensor:
+    """[rows * cols, 2] (row, col) of a patch grid in patchify's 2x2-window order.
+
+    A function of the grid alone, so an exported model rebuilds positions from (rows, cols).
+    """
+    if rows < MERGE or cols < MERGE or rows % MERGE or cols % MERGE:
+        raise ValueError(f"a patch grid of {rows}x{cols} is not made of whole {MERGE}x{MERGE} windows")
+    wr, wc, r, c = np.meshgrid(np.arange(rows // MERGE), np.arange(cols // MERGE), np.arange(MERGE),
+                               np.arange(MERGE), indexing="ij")
     positions = np.stack([(wr * MERGE + r).ravel(), (wc * MERGE + c).ravel()], axis=1)
-    return patches, torch.from_numpy(positions.astype(np.int64))
+    return torch.from_numpy(positions.astype(np.int64))
 
 
 def grid_of(positions: torch.Tensor) -> tuple[int, int]:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 import torch
 
 from finecap.train.checkpoint import latest_checkpoint, load_vision, read_state
