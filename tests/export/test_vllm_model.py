@@ -34,8 +34,11 @@ def _images() -> list[Image.Image]:
     return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for w, h in [(200, 120), (56, 112)]]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def engine(exported):
+    """Alive until the session ends: an engine shut down mid-session destroys vLLM's process-wide
+    parallel groups, and every later test of the session's other engine (tests/conftest.py
+    vllm_engine) then failed with "pipeline model parallel group is not initialized"."""
     from vllm import LLM
 
     llm = LLM(model=str(exported), dtype="float32", max_model_len=256, max_num_seqs=8, enforce_eager=True, seed=0,
