@@ -42,7 +42,10 @@ def run(args: argparse.Namespace) -> int:
         result = {**own, "against": baseline, "changes": rows}
     if args.save and args.truth:  # signals alone are the report's quality.json: never replace a truth score
         saved = storage.join(args.output, "report", RESULT_FILE)
-        storage.write_bytes(saved, json.dumps(own, indent=1).encode("utf-8"))  # this output's own metrics
+        # This output's own truth metrics: its signals and duplicate captions are the report's
+        # quality.json already, and `finecap diff` would list each of them twice.
+        scored = {k: v for k, v in own.items() if k not in ("signals", "duplicate_captions")}
+        storage.write_bytes(saved, json.dumps(scored, indent=1).encode("utf-8"))
         lines.append(f"saved {saved}")
     if not args.json:
         print("\n".join(lines))

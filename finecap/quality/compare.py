@@ -15,7 +15,6 @@ _GROUP_KEYS = {
     "captions": ("model", "model_revision", "prompt_id"),
     "region_captions": ("caption_model",),
     "by_captioner": ("model", "model_revision", "prompt_id"),
-    "captioners": ("model", "model_revision", "prompt_id"),
 }
 _SKIP = {"dataset", "truth", "top", "model", "version"}  # names, ids and examples, not metrics
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from finecap.quality.compare import group_label
+from finecap.quality.tables import (
+    captions_table,
+    detection_table,
+    ocr_table,
+    region_captions_table,
+    signals_table,
+)
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -32,42 +38,24 @@ def _signals(result: dict) -> list[str]:
     lines = [f"quality signals: {signals['rows_with_signals']} of {signals['rows']} rows measured, "
              f"{signals['rows_flagged']} flagged"
              + (f" ({', '.join(f'{k} {v}' for k, v in signals['flags'].items() if v)})" if signals["rows_flagged"] else "")]
-    lines += text_table(["captioner", "captions", "words", "repetition", "grounding", "quote support", "dist-1", "dist-2"],
-                        [[group_label(c, ("model", "model_revision", "prompt_id")), c["captions"], c["mean_words"],
-                          c["mean_repetition"], c["mean_grounding_rate"], c["quote_support"], c["distinct_1"],
-                          c["distinct_2"]] for c in signals["by_captioner"]])
+    lines += text_table(*signals_table(result))
     lines.append(f"duplicate captions: {dup['duplicated']} of {dup['captions']} ({fmt(dup['rate'])})")
     return lines
 
 
 def _against_truth(result: dict) -> list[str]:
-    images = result["images"]
+    images, det, ocr = result["images"], result["detection"], result["ocr"]
     lines = [f"dataset {result['dataset']} against {result['truth']}",
              f"images: {images['rows_matched']} of {images['truth']} truth images have a row; "
              f"{images['truth_without_row']} have none (rejected or not built); "
              f"{images['rows_without_truth']} rows have no truth image"]
-    lines += ["global captions (per captioner, revision, prompt)"] + text_table(
-        ["captioner", "captions", "P", "R", "F1", "halluc.", "colour P", "colour R", "words R", "counts",
-         "words", "dist-1", "dist-2"],
-        [[group_label(c, ("model", "model_revision", "prompt_id")), c["captions"], c["precision"], c["recall"],
-          c["f1"], c["hallucination_rate"], c["attribute_precision"], c["attribute_recall"], c["word_recall"],
-          c["count_accuracy"], c["mean_words"], c["distinct_1"], c["distinct_2"]] for c in result["captions"]])
-    det = result["detection"]
+    lines += ["global captions (per captioner, revision, prompt)", *text_table(*captions_table(result))]
     lines += [f"detector regions ({det['model'] or 'no detector recorded'}): {det['detections']} boxes, "
-              f"{det['unmatched_detections']} of a category the truth lacks"]
-    lines += text_table(["", "AP", "AP50", "AP75", "AR@100", "instances"],
-                        [["all", det["ap"], det["ap50"], det["ap75"], det["ar100"], det["instances"]]]
-                        + [[name, c["ap"], c["ap50"], None, None, c["instances"]]
-                           for name, c in sorted(det["per_category"].items()) if c["instances"]])
-    ocr = result["ocr"]
-    lines += [f"OCR regions ({ocr['model'] or 'no OCR recorded'}): word scores at IoU >= 0.5"]
-    lines += text_table(["", "truth words", "read", "P", "R", "F1", "box P", "box R", "CER"],
-                        [["words", ocr["truth_words"], ocr["predicted_words"], ocr["precision"], ocr["recall"],
-                          ocr["f1"], ocr["box_precision"], ocr["box_recall"], ocr["cer"]]])
+              f"{det['unmatched_detections']} of a category the truth lacks", *text_table(*detection_table(result))]
+    lines += [f"OCR regions ({ocr['model'] or 'no OCR recorded'}): word scores at IoU >= 0.5",
+              *text_table(*ocr_table(result))]
     lines += ["region captions (per caption model): names the region's true category / colour"]
-    lines += text_table(["caption model", "captioned", "matched", "category", "colour"],
-                        [[r["caption_model"], r["regions"], r["matched"], r["category_accuracy"],
-                          r["colour_accuracy"]] for r in result["region_captions"]]) if result["region_captions"] else \
+    lines += text_table(*region_captions_table(result)) if result["region_captions"] else \
         ["  none (no detector region has a caption)"]
     return lines
 

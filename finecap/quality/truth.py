@@ -28,8 +28,7 @@ import json
 import posixpath
 from dataclasses import dataclass, field
 
-import fsspec
-
+from finecap import storage
 from finecap.errors import UserError
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
@@ -129,8 +128,7 @@ def read_json(uri: str, what: str, error: type[UserError]):
     """A JSON file the user names (any fsspec URI); a missing or malformed one is `error`, in one
     line naming `what` and the file."""
     try:
-        with fsspec.open(uri, "rt", encoding="utf-8") as f:
-            return json.load(f)
+        return json.loads(storage.read_bytes(uri))
     except FileNotFoundError:
         raise error(f"{what} {uri}: no such file") from None
     except json.JSONDecodeError as exc:
@@ -222,6 +220,4 @@ def truth_to_coco(images: list[TruthImage], categories: list[TruthCategory], inf
 
 def write_truth(uri: str, coco: dict) -> None:
     """Write a truth file whole (storage.write_bytes: readers never see half of it)."""
-    from finecap import storage
-
     storage.write_bytes(uri, json.dumps(coco, ensure_ascii=False, indent=1).encode("utf-8"))

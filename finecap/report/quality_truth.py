@@ -12,7 +12,7 @@ from html import escape
 
 from finecap import storage
 from finecap.quality.cli import RESULT_FILE
-from finecap.quality.compare import group_label
+from finecap.quality.tables import captions_table, detection_table, ocr_table, region_captions_table
 from finecap.report.html import table
 
 
@@ -36,35 +36,19 @@ def render_ground_truth(result: dict | None, current_version: str | None) -> str
     if result.get("version") != current_version:
         stale = (f'<p class="muted">scored at version {escape(str(result.get("version")))}; the output is now at '
                  f"version {escape(str(current_version))}: run the evaluation again</p>")
-    captions = [[group_label(c, ("model", "model_revision", "prompt_id")), c["captions"], c["precision"],
-                 c["recall"], c["f1"], c["hallucination_rate"], c["attribute_precision"], c["attribute_recall"],
-                 c["word_recall"], c["count_accuracy"], c["mean_words"], c["distinct_1"], c["distinct_2"]]
-                for c in result["captions"]]
     det, ocr = result["detection"], result["ocr"]
-    categories = [[name, c["instances"], c["ap"], c["ap50"]] for name, c in sorted(det["per_category"].items())
-                  if c["instances"]]
-    regions = [[r["caption_model"], r["regions"], r["matched"], r["category_accuracy"], r["colour_accuracy"]]
-               for r in result["region_captions"]]
+    regions = region_captions_table(result)
     return "".join([
         "<h2>Against ground truth</h2>", stale,
         f'<p class="muted">truth <code>{escape(result["truth"])}</code>: {images["rows_matched"]} of '
         f'{images["truth"]} truth images have a row, {images["rows_without_truth"]} rows have no truth image</p>',
-        "<h3>Global captions</h3>",
-        '<div class="wide">', table(["captioner", "captions", "precision", "recall", "F1", "hallucination",
-                                     "colour P", "colour R", "word recall", "count accuracy", "mean words",
-                                     "distinct-1", "distinct-2"], captions), "</div>",
-        '<p class="muted">object mentions against the categories present (micro average); hallucination: '
+        "<h3>Global captions</h3>", f'<div class="wide">{table(*captions_table(result))}</div>',
+        '<p class="muted">object mentions against the categories present (micro average); halluc.: '
         "captions naming an absent category (CHAIR<sub>s</sub>)</p>",
         f"<h3>Detector regions ({escape(str(det['model']))}, pycocotools)</h3>",
-        table(["AP", "AP50", "AP75", "AR@100", "instances", "boxes", "of no truth category"],
-              [[det["ap"], det["ap50"], det["ap75"], det["ar100"], det["instances"], det["detections"],
-                det["unmatched_detections"]]]),
-        table(["category", "instances", "AP", "AP50"], categories) if categories else "",
-        f"<h3>OCR regions ({escape(str(ocr['model']))}), IoU &ge; 0.5</h3>",
-        table(["truth words", "read", "precision", "recall", "F1", "box P", "box R", "CER"],
-              [[ocr["truth_words"], ocr["predicted_words"], ocr["precision"], ocr["recall"], ocr["f1"],
-                ocr["box_precision"], ocr["box_recall"], ocr["cer"]]]),
+        f'<p class="muted">{det["detections"]} boxes, {det["unmatched_detections"]} of no truth category</p>',
+        table(*detection_table(result)),
+        f"<h3>OCR regions ({escape(str(ocr['model']))}), IoU &ge; 0.5</h3>", table(*ocr_table(result)),
         "<h3>Region captions</h3>",
-        table(["caption model", "captioned", "matched a truth object", "names its category", "names its colour"],
-              regions) if regions else '<p class="muted">no detector region has a caption</p>',
+        table(*regions) if regions[1] else '<p class="muted">no detector region has a caption</p>',
     ])
