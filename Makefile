@@ -19,7 +19,7 @@ export WANDB_MODE := disabled
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install build-dataset test test-cluster test-train clean lint browser gallery-screenshot bench soak
+.PHONY: install build-dataset data-engine test test-cluster test-train clean lint browser gallery-screenshot bench soak
 
 install: $(STAMP)
 
@@ -54,6 +54,13 @@ build-dataset: install
 	@echo "Load it in Python with:"
 	@echo "  import datasets"
 	@echo "  ds = datasets.load_dataset('$(OUT)', split='train')"
+
+# The data engine (docs/training.md, "The data engine"): train FineViT-VL on synthetic scenes, export
+# it, build held-out scenes of another seed with it as captioner and grounder, and score the build
+# against their truth. The last line is `finecap eval dataset`'s JSON object. CI runs it.
+DATA_ENGINE_OUT ?= build/data-engine
+data-engine: install
+	$(BIN)/finecap data-engine $(DATA_ENGINE_OUT) --config pipelines/data-engine.yaml
 
 # Headless Chromium for the gallery's browser test and docs/gallery.png: Debian's `chromium`
 # (test tools' own browser downloads fail offline). A no-op when it is installed (or

@@ -186,6 +186,7 @@ def make_parser() -> argparse.ArgumentParser:
     source.add_argument("--n", type=int, default=24, help="number of generated scenes")
     source.add_argument("--seed", type=int, default=0)
     source.set_defaults(func=_sample_source)
+    from finecap.data_engine.cli import add_parser as add_data_engine_parser
     from finecap.diff import add_parser as add_diff_parser
     from finecap.export_command import add_parser as add_export_parser
     from finecap.lineage import add_parser as add_log_parser
@@ -199,6 +200,7 @@ def make_parser() -> argparse.ArgumentParser:
     register_synth(samples)
     register_train(sub)
     add_export_parser(sub)
+    add_data_engine_parser(sub)
     return parser
 
 

@@ -23,7 +23,7 @@ from finecap.config_captioners import (  # noqa: F401 (re-exported)
 from finecap.config_quality import QualityConfig
 from finecap.config_resources import Resources
 from finecap.phrase_nouns import ABSTRACT_NOUNS, GENERIC_NOUNS
-from finecap.prompts import load_prompt
+from finecap.prompts import load_prompt, region_template
 from finecap.typed_config import ConfigError, load_yaml, parse_override, to_dict  # noqa: F401 (re-exported)
 
 __all__ = ["ConfigError", "PipelineConfig", "QualityConfig", "Resources", "load_config"]
@@ -217,15 +217,25 @@ class PhrasesConfig:
     max_words: int = field(default=6, metadata={"min": 1})  # longer chunks are parse noise
     max_compounds: int = field(default=2, metadata={"min": 0})  # compound nouns kept in a category
     max_phrases: int = field(default=32, metadata={"min": 1})  # per image, first mentioned first
+    # Names of caption.captioners whose captions give phrases; empty: every caption. (A trained
+    # captioner's phrases are worth grounding; a random baseline's beside it are not.)
+    captioners: list[str] = field(default_factory=list)
     resources: Resources = field(default_factory=lambda: Resources(num_cpus=0.25, batch_size=64))
 
 
 @dataclass
 class DetectConfig:
-    """Grounding DINO on the phrases: boxes normalised to [0, 1], origin `detector`."""
+    """Boxes for the phrases, normalised to [0, 1], origin `detector`: Grounding DINO, or a VLM
+    that was trained to ground captions (FineViT-VL's caption -> box task)."""
 
     enabled: bool = False
+    # grounding_dino: `model` below; vlm: `grounder`, one request per (image, phrase) whose answer
+    # is a `<|box_start|>(x1,y1),(x2,y2)<|box_end|>` box (engines/vlm_grounder.py).
+    engine: Literal["grounding_dino", "vlm"] = "grounding_dino"
     model: str = "IDEA-Research/grounding-dino-tiny"  # hub name, local path or tiny:gdino
+    # engine vlm: the VLM; its `prompt` holds `{phrase}`. A box's score is the geometric mean of
+    # its answer tokens' probabilities, held against box_threshold (text_threshold is unused).
+    grounder: CaptionerConfig | None = None
     # A box's score is its best token probability inside its best phrase; the phrase's mean token
     # probability must reach text_threshold (engines/detector_grounding.py).
     box_threshold: float = field(default=0.3, metadata={"min": 0.0, "max": 1.0})
@@ -237,7 +247,9 @@ class DetectConfig:
     max_text_tokens: int | None = field(default=None, metadata={"min": 8})  # None: the model's limit
     device: str = "auto"  # auto (cuda when available), cpu, cuda, cuda:1, ...
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"  # auto: float32
-    inference_batch_size: int = field(default=8, metadata={"min": 1})  # (image, prompt) pairs per forward
+    # (image, prompt) pairs per forward, many images' prompts together but one image size per
+    # forward (engines/detector.py `forwards`): it changes speed and memory, never a box.
+    inference_batch_size: int = field(default=8, metadata={"min": 1, "max": 1024})
     resources: Resources = field(default_factory=lambda: Resources(num_cpus=0.25, batch_size=16))
 
 
@@ -254,6 +266,16 @@ class OcrConfig:
     max_regions: int = field(default=32, metadata={"min": 1})  # per image, highest scores first
     category: str = "text"
     threads: int = field(default=1, metadata={"min": 1})  # onnxruntime threads per actor
+    # cuda: onnxruntime's CUDAExecutionProvider (the onnxruntime-gpu package; without it the engine
+    # fails at load naming this key). Lines per direction/recognition forward, across a batch's
+    # images: each line keeps the padded width rapidocr gives it, so neither changes a result.
+    device: Literal["cpu", "cuda"] = "cpu"
+    rec_batch_size: int = field(default=32, metadata={"min": 1, "max": 4096})
+    # When set, the detector first sees a copy at most this many px long; an image in which it
+    # marks no pixel as text skips the full-size detection. None: off. Measured at 256 on half
+    # text-free images: 1.85x images/s per core, scene words kept, small text in photos lost
+    # (benchmarks/ocr_throughput.py).
+    probe_side: int | None = field(default=None, metadata={"min": 32, "max": 4096})
     # Document-like images (pages, screenshots, receipts) keep up to `document_max_regions` lines,
     # and the regions stage captions their lines with the text instead of the VLM. always: every
     # image is one (document sources); auto: images with enough lines or text area.
@@ -272,8 +294,9 @@ class RegionsConfig:
     captioner: CaptionerConfig | None = None  # its `prompt` is the region prompt
     # What picture the VLM gets per region (one image per request, so views are composed):
     # composite = the whole image with the region outlined beside an enlarged crop;
-    # marked = the whole image with the region outlined; crop = the crop alone.
-    view: Literal["composite", "marked", "crop"] = "composite"
+    # marked = the whole image with the region outlined; crop = the crop alone; whole = the image
+    # as it is, the region named only by its {box} in the prompt (what FineViT-VL was trained on).
+    view: Literal["composite", "marked", "crop", "whole"] = "composite"
     coordinates: bool = False  # also give the box in the prompt as 0-1000 integers
     view_max_side: int = field(default=448, metadata={"min": 32})  # per panel
     crop_padding: float = field(default=0.1, metadata={"min": 0.0, "max": 1.0})  # context around a crop
@@ -321,6 +344,8 @@ class PipelineConfig:
         ids = {c.prompt for c in self.caption.captioners} if self.caption.enabled else set()
         if self.regions.enabled and self.regions.captioner:
             ids.add(self.regions.captioner.prompt)
+        if self.detect.enabled and self.detect.engine == "vlm" and self.detect.grounder:
+            ids.add(self.detect.grounder.prompt)
         return sorted(ids)
 
 
@@ -349,12 +374,7 @@ def _check(config: PipelineConfig) -> None:
                 f"{len(caption.captioners)} captioners"
             )
         for i, captioner in enumerate(config.caption.captioners):
-            if captioner.engine == "openai" and not captioner.openai.base_urls:
-                raise ConfigError(f"caption.captioners.{i}.openai.base_urls: the openai engine needs a URL")
-            try:
-                load_prompt(config.prompts_path(), captioner.prompt)
-            except FileNotFoundError as exc:
-                raise ConfigError(f"caption.captioners.{i}.prompt: {exc}") from None
+            _check_captioner(config, captioner, f"caption.captioners.{i}")
     _check_region_stages(config)
     _check_restarts(config)
 
@@ -379,8 +399,13 @@ def _check_region_stages(config: PipelineConfig) -> None:
     """Each local-caption stage needs the stage that feeds it."""
     if config.phrases.enabled and not config.caption.enabled:
         raise ConfigError("phrases.enabled: phrases come from the global captions; enable caption")
+    names = [c.name for c in config.caption.captioners]
+    for i, name in enumerate(config.phrases.captioners):
+        if name not in names:
+            raise ConfigError(f"phrases.captioners.{i}: no captioner named {name!r} (captioners: {names})")
     if config.detect.enabled and not config.phrases.enabled:
         raise ConfigError("detect.enabled: the detector grounds the phrases; enable phrases")
+    _check_detector(config)
     regions = config.regions
     if not regions.enabled:
         return
@@ -388,14 +413,33 @@ def _check_region_stages(config: PipelineConfig) -> None:
         raise ConfigError("regions.enabled: regions come from detect or ocr; enable one of them")
     if regions.captioner is None:
         raise ConfigError("regions.captioner: a captioner is needed when regions.enabled")
-    if regions.captioner.engine == "openai" and not regions.captioner.openai.base_urls:
-        raise ConfigError("regions.captioner.openai.base_urls: the openai engine needs a URL")
-    try:
-        prompt = load_prompt(config.prompts_path(), regions.captioner.prompt)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"regions.captioner.prompt: {exc}") from None
+    prompt = _check_captioner(config, regions.captioner, "regions.captioner")
     if regions.coordinates and "{box}" not in prompt.text:
         raise ConfigError(f"regions.coordinates: prompt {prompt.id} has no {{box}} placeholder")
+    if regions.view == "whole" and "{box}" not in region_template(prompt.text, "whole", regions.coordinates):
+        raise ConfigError(f"regions.view: 'whole' names the region by its box, and prompt {prompt.id} "
+                          "has no {box} placeholder")
+
+
+def _check_detector(config: PipelineConfig) -> None:
+    detect = config.detect
+    if not detect.enabled or detect.engine != "vlm":
+        return
+    if detect.grounder is None:
+        raise ConfigError("detect.grounder: engine vlm needs a grounder (model, prompt, ...)")
+    prompt = _check_captioner(config, detect.grounder, "detect.grounder")
+    if "{phrase}" not in prompt.text:
+        raise ConfigError(f"detect.grounder.prompt: prompt {prompt.id} has no {{phrase}} placeholder")
+
+
+def _check_captioner(config: PipelineConfig, captioner: CaptionerConfig, key: str):
+    """An engine's endpoint and its prompt file; returns the prompt."""
+    if captioner.engine == "openai" and not captioner.openai.base_urls:
+        raise ConfigError(f"{key}.openai.base_urls: the openai engine needs a URL")
+    try:
+        return load_prompt(config.prompts_path(), captioner.prompt)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{key}.prompt: {exc}") from None
 
 
 def config_to_yaml(config: PipelineConfig) -> str:

@@ -31,3 +31,22 @@ def load_prompt(prompts_dir: Path, prompt_id: str) -> Prompt:
     if not path.exists():
         raise FileNotFoundError(f"no prompt file {path}")
     return Prompt(id=prompt_id, text=path.read_text().strip())
+
+
+_VIEW_TAG = re.compile(r"^\[(composite|marked|crop|whole|coordinates)\]\s*")
+
+
+def region_template(template: str, view: str, coordinates: bool) -> str:
+    """A region prompt's lines for one view: a line tagged `[composite]`, `[marked]`, `[crop]` or
+    `[whole]` is kept (without its tag) only for that view, one tagged `[coordinates]` only when
+    coordinates are on; untagged lines always."""
+    kept = []
+    for line in template.splitlines():
+        match = _VIEW_TAG.match(line)
+        if match:
+            tag = match.group(1)
+            if (tag == "coordinates" and not coordinates) or (tag != "coordinates" and tag != view):
+                continue
+            line = line[match.end() :]
+        kept.append(line)
+    return "\n".join(kept)

@@ -28,6 +28,10 @@ def test_set_overrides_are_typed_from_yaml():
         ("caption.captioners.0.modle=x", "'caption.captioners.0.modle'"),
         ("limits.max_pixels=0", "limits.max_pixels"),
         ("caption.captioners.0.prompt=nope/v9", "caption.captioners.0.prompt"),
+        ("ocr.device=gpu", "ocr.device"),
+        ("ocr.rec_batch_size=0", "ocr.rec_batch_size"),
+        ("ocr.probe_side=16", "ocr.probe_side"),
+        ("detect.inference_batch_size=0", "detect.inference_batch_size"),
     ],
 )
 def test_bad_keys_fail_at_load_naming_the_key(override, key):

@@ -14,6 +14,7 @@ class SamplingSpec:
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
+    logprobs: bool = False  # also return the answer's log-probability (a grounder's box score)
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Generation:
     num_tokens: int
     finish_reason: str | None  # "stop", "length", ... as the engine reports it
     error: str | None = None  # set when this one request failed for good (e.g. endpoint down)
+    logprob: float | None = None  # sum of the answer tokens' log-probabilities, when asked for
 
 
 class VisionLanguageEngine(ABC):

@@ -113,6 +113,8 @@ class OpenAIEngine(VisionLanguageEngine):
         }
         if sampling.seed is not None:
             body["seed"] = sampling.seed
+        if sampling.logprobs:
+            body["logprobs"] = True
         last = "no attempt"
         failed_on: set[str] = set()
         for attempt in range(self.config.retries + 1):
@@ -156,7 +158,18 @@ class OpenAIEngine(VisionLanguageEngine):
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise _RequestFailed(f"malformed response: {exc}", retryable=True) from None
         tokens = (payload.get("usage") or {}).get("completion_tokens") or 0
-        return Generation(text=text, num_tokens=int(tokens), finish_reason=choice.get("finish_reason"))
+        return Generation(text=text, num_tokens=int(tokens), finish_reason=choice.get("finish_reason"),
+                          logprob=_answer_logprob(choice) if body.get("logprobs") else None)
+
+
+def _answer_logprob(choice: dict) -> float | None:
+    """The sum of the chat completion's token log-probabilities (OpenAI's `logprobs.content`);
+    None when the server sent none."""
+    content = (choice.get("logprobs") or {}).get("content")
+    try:
+        return float(sum(token["logprob"] for token in content)) if content else None
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _data_url(image: Image.Image) -> str:

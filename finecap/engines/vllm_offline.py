@@ -73,6 +73,7 @@ class VllmEngine(VisionLanguageEngine):
             temperature=sampling.temperature,
             top_p=sampling.top_p,
             seed=sampling.seed,
+            logprobs=0 if sampling.logprobs else None,  # 0: the sampled token's only
         )
         conversations = [
             [
@@ -92,6 +93,7 @@ class VllmEngine(VisionLanguageEngine):
                 text=out.outputs[0].text,
                 num_tokens=len(out.outputs[0].token_ids),
                 finish_reason=out.outputs[0].finish_reason,
+                logprob=out.outputs[0].cumulative_logprob if sampling.logprobs else None,
             )
             for out in outputs
         ]

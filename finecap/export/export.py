@@ -9,6 +9,7 @@ trust_remote_code) and is laid out for a vLLM out-of-tree model:
   OUT/generation_config.json    bos / eos / pad, greedy, max_new_tokens = stage III text_length
   OUT/preprocessor_config.json  max_pixels, min_pixels, patch 14, merge 2, scaling, resample
   OUT/tokenizer.json, OUT/tokenizer_config.json (and whatever else the tokenizer writes)
+  OUT/chat_template.jinja       finecap/export/chat_template.py: chat turns -> the trainer's prompt
 
 Weight names, from the trainer's VisionLanguageModel (and the checkpoint files that hold them):
   vision.<k>      <- vision.<k>     (CKPT/vision.safetensors: <k>)        FineViT, unchanged
@@ -35,6 +36,7 @@ from transformers import GenerationConfig
 
 from finecap import __version__
 from finecap.errors import UserError
+from finecap.export.chat_template import CHAT_TEMPLATE
 from finecap.export.hf_config import ARCHITECTURE, MODEL_TYPE, FineVitVLConfig
 from finecap.export.hf_model import FineVitVLForConditionalGeneration
 from finecap.export.processor import ImageSettings
@@ -122,6 +124,7 @@ def write_folder(folder: Path, model: VisionLanguageModel, tokenizer, meta: dict
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, do_sample=False, max_new_tokens=int(meta["text_length"]))
     exported.save_pretrained(folder)
+    tokenizer.chat_template = CHAT_TEMPLATE  # LLM.chat and `vllm serve` send the trainer's prompt
     tokenizer.save_pretrained(folder)
     ImageSettings(max_pixels=config.max_pixels).check().save(folder)
 

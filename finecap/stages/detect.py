@@ -1,6 +1,8 @@
-"""detect: ground each image's noun phrases with Grounding DINO; boxes become `detector` regions.
+"""detect: ground each image's noun phrases; boxes become `detector` regions.
 
-The engine returns candidate boxes (thresholded, labelled with a phrase); this stage drops boxes
+Two engines (`detect.engine`): Grounding DINO (`detect.model`), or a VLM trained to ground captions
+(`detect.grounder`, engines/vlm_grounder.py: FineViT-VL's caption -> box task), one request per
+phrase. The engine returns candidate boxes (thresholded, labelled with a phrase); this stage drops boxes
 under `min_box_area`, runs NMS at `nms_iou` (across phrases by default, so one object is one
 region), keeps the `max_regions` best, and writes them as regions with the phrase, its category
 and the score. Boxes are [x1, y1, x2, y2] normalised to [0, 1], so they hold for the original
@@ -16,10 +18,12 @@ import pyarrow as pa
 
 from finecap.config import PipelineConfig, Resources
 from finecap.engines.detector import GroundingDinoEngine
-from finecap.engines.detector_grounding import select
+from finecap.engines.detector_grounding import Candidate, select
+from finecap.engines.vlm_grounder import VlmGrounder
+from finecap.prompts import load_prompt
 from finecap.schema import load_schema
 from finecap.stages.base import RejectMarks, Stage, set_column
-from finecap.stages.declare import revision_of
+from finecap.stages.declare import captioner_provenance, captioner_semantic, revision_of
 from finecap.stages.images import decode_rows
 
 
@@ -54,10 +58,12 @@ class DetectStage(Stage):
     name = "detect"
     holds_model = True
 
-    def __init__(self, config: PipelineConfig, engine: GroundingDinoEngine | None = None):
+    def __init__(self, config: PipelineConfig, engine: GroundingDinoEngine | VlmGrounder | None = None):
         super().__init__(config)
         cfg = config.detect
         # An engine may be handed in (tests share one); otherwise this worker builds its own.
+        if engine is None and cfg.engine == "vlm":
+            engine = VlmGrounder(cfg.grounder, load_prompt(config.prompts_path(), cfg.grounder.prompt).text)
         self.engine = engine or GroundingDinoEngine(
             cfg.model, cfg.device, cfg.dtype, cfg.inference_batch_size, cfg.max_text_tokens
         )
@@ -77,16 +83,20 @@ class DetectStage(Stage):
     @classmethod
     def semantic(cls, config: PipelineConfig) -> dict:
         cfg = config.detect
+        selection = {"box_threshold": cfg.box_threshold, "nms_iou": cfg.nms_iou,
+                     "nms_across_phrases": cfg.nms_across_phrases, "min_box_area": cfg.min_box_area,
+                     "max_regions": cfg.max_regions}
+        if cfg.engine == "vlm":
+            return {"engine": "vlm", "grounder": captioner_semantic(cfg.grounder, config), **selection}
         return {"model": cfg.model, "revision": revision_of(cfg.model), "dtype": cfg.dtype,
-                "box_threshold": cfg.box_threshold, "text_threshold": cfg.text_threshold,
-                "nms_iou": cfg.nms_iou, "nms_across_phrases": cfg.nms_across_phrases,
-                "min_box_area": cfg.min_box_area, "max_regions": cfg.max_regions,
-                "max_text_tokens": cfg.max_text_tokens}
+                "text_threshold": cfg.text_threshold, "max_text_tokens": cfg.max_text_tokens, **selection}
 
     @classmethod
     def provenance(cls, config: PipelineConfig) -> list[dict]:
-        model = config.detect.model
-        return [{"stage": cls.name, "name": "detector", "model": model, "revision": revision_of(model)}]
+        cfg = config.detect
+        if cfg.engine == "vlm":
+            return [captioner_provenance(cls.name, cfg.grounder)]
+        return [{"stage": cls.name, "name": "detector", "model": cfg.model, "revision": revision_of(cfg.model)}]
 
     @classmethod
     def clear(cls, batch: pa.Table) -> pa.Table:
@@ -100,7 +110,7 @@ class DetectStage(Stage):
         rows = [i for i, p in enumerate(phrases) if p]
         rows, images = decode_rows(batch, "model_image", rows, self.config.limits.max_pixels, marks)
         texts = [[p["phrase"] for p in phrases[i]] for i in rows]
-        found = self.engine.detect(images, texts, cfg.box_threshold, cfg.text_threshold) if rows else []
+        found = self._candidates(images, texts, rows, marks) if rows else []
         for row, candidates in zip(rows, found, strict=True):
             kept = select(candidates, cfg.min_box_area, cfg.nms_iou, cfg.nms_across_phrases, cfg.max_regions)
             for c in kept:
@@ -109,6 +119,16 @@ class DetectStage(Stage):
             # Detector regions first, as a first build orders them, also when a rebuild keeps OCR's.
             regions[row].sort(key=lambda r: r["origin"] != "detector")
         return marks.apply(set_column(batch, "regions", pa.array(regions, regions_type())))
+
+    def _candidates(self, images, texts: list[list[str]], rows: list[int], marks: RejectMarks) -> list[list[Candidate]]:
+        cfg = self.config.detect
+        if not isinstance(self.engine, VlmGrounder):
+            return self.engine.detect(images, texts, cfg.box_threshold, cfg.text_threshold)
+        groundings = self.engine.ground(images, texts, cfg.box_threshold)
+        for row, grounding in zip(rows, groundings, strict=True):
+            if grounding.error:
+                marks.reject(row, "grounder request failed", grounding.error)
+        return [g.candidates for g in groundings]
 
 
 def _column(batch: pa.Table, name: str) -> list:

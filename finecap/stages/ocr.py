@@ -12,8 +12,10 @@ As in the paper, a detector region whose caption says only "text" takes the OCR 
 it (`fill_text_captions`, defined here with the other OCR-text rules); the regions stage applies
 it to the captions it writes, so this stage reads only its own config section.
 
-An image the engine raises on becomes an `ocr_error` reject (size and exception in the detail);
-the other rows of the batch go on.
+The text detector runs image by image; the lines of all the images of a batch are then oriented
+and recognised together (`ocr.rec_batch_size` per forward), which gives the same lines as one
+image at a time. An image the engine raises on becomes an `ocr_error` reject (size and exception
+in the detail); the other rows of the batch go on.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import pyarrow as pa
 from PIL import Image
 
 from finecap.config import OcrConfig, PipelineConfig, Resources
-from finecap.engines.ocr import MODEL_NAME, RapidOcrEngine, TextLine, ocr_revision
+from finecap.engines.ocr import MODEL_NAME, FoundLines, RapidOcrEngine, TextLine, ocr_revision
 from finecap.stages.base import RejectMarks, Stage, set_column
 from finecap.stages.detect import drop_regions, existing_regions, region, regions_type
 from finecap.stages.images import decode_rows
@@ -57,7 +59,7 @@ class OcrStage(Stage):
     @classmethod
     def semantic(cls, config: PipelineConfig) -> dict:
         cfg = asdict(config.ocr)
-        for key in ("enabled", "threads", "resources"):
+        for key in ("enabled", "threads", "device", "rec_batch_size", "resources"):
             cfg.pop(key)
         return {**cfg, "model": MODEL_NAME, "revision": ocr_revision()}
 
@@ -76,7 +78,9 @@ class OcrStage(Stage):
         regions = existing_regions(batch)
         documents = [False] * batch.num_rows
         marks = RejectMarks(self.name, batch.num_rows)
-        # Images are decoded one at a time: a batch of large originals never sits in memory at once.
+        found: dict[int, FoundLines] = {}
+        # Images are decoded and detected one at a time (a batch of large originals never sits in
+        # memory at once); only their line crops wait for the batch's one recognition pass.
         for row in range(batch.num_rows):
             decoded, images = decode_rows(batch, "image_bytes", [row], self.config.limits.max_pixels, marks)
             if not decoded:
@@ -84,21 +88,42 @@ class OcrStage(Stage):
             image = images[0]
             image.thumbnail((cfg.max_side, cfg.max_side), Image.Resampling.BICUBIC)
             try:
-                lines = self.engine.read(image)
+                found[row] = self.engine.find_lines(image)
             except Exception as exc:  # onnxruntime and cv2 raise many types; the row, not the run, fails
-                marks.reject(row, "ocr_error", f"{image.width}x{image.height}: {type(exc).__name__}: {exc}")
-                continue
+                marks.reject(row, "ocr_error", _error(image.size, exc))
+        for row, lines in self._recognise(found, marks).items():
+            size = found[row].size
             documents[row] = cfg.document_mode == "always" or (
-                cfg.document_mode == "auto" and looks_like_document(lines, image.size, cfg)
+                cfg.document_mode == "auto" and looks_like_document(lines, size, cfg)
             )
             limit = cfg.document_max_regions if documents[row] else cfg.max_regions
-            regions[row] += line_regions(lines, image.size, limit, cfg.category)
+            regions[row] += line_regions(lines, size, limit, cfg.category)
         batch = set_column(batch, "regions", pa.array(regions, regions_type()))
         return marks.apply(set_column(batch, "ocr_document", pa.array(documents, pa.bool_())))
 
+    def _recognise(self, found: dict[int, FoundLines], marks: RejectMarks) -> dict[int, list[TextLine]]:
+        """Lines per row, the lines of all the rows recognised together; when that raises, row by
+        row, so only the rows that still raise become `ocr_error` rejects."""
+        rows = list(found)
+        try:
+            return dict(zip(rows, self.engine.recognise([found[r] for r in rows]), strict=True))
+        except Exception:  # which row raised is found below, one row at a time
+            out = {}
+        for row in rows:
+            try:
+                out[row] = self.engine.recognise([found[row]])[0]
+            except Exception as exc:
+                marks.reject(row, "ocr_error", _error(found[row].size, exc))
+        return out
+
 
 def make_ocr_engine(cfg: OcrConfig) -> RapidOcrEngine:
-    return RapidOcrEngine(cfg.min_score, cfg.box_threshold, cfg.limit_side_len, "min", cfg.max_side, cfg.threads)
+    return RapidOcrEngine(cfg.min_score, cfg.box_threshold, cfg.limit_side_len, cfg.max_side, cfg.threads,
+                          cfg.device, cfg.rec_batch_size, cfg.probe_side)
+
+
+def _error(size: tuple[int, int], exc: Exception) -> str:
+    return f"{size[0]}x{size[1]}: {type(exc).__name__}: {exc}"
 
 
 def looks_like_document(lines: list[TextLine], size: tuple[int, int], cfg: OcrConfig) -> bool:

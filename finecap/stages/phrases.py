@@ -143,6 +143,10 @@ class PhrasesStage(Stage):
         cfg = asdict(config.phrases)
         cfg.pop("enabled")
         cfg.pop("resources")
+        if not cfg["captioners"]:
+            cfg.pop("captioners")  # every caption, as before the key existed: the fingerprint stays
+        else:
+            cfg["captioners"] = sorted(cls._models(config))
         return {**cfg, "spacy_version": spacy_model_version(config.phrases.spacy_model)}
 
     @classmethod
@@ -150,8 +154,15 @@ class PhrasesStage(Stage):
         model = config.phrases.spacy_model
         return [{"stage": cls.name, "name": "spacy", "model": model, "revision": spacy_model_version(model)}]
 
+    @staticmethod
+    def _models(config: PipelineConfig) -> set[str]:
+        """The models of `phrases.captioners` (captions name their model, not their captioner)."""
+        return {c.model for c in config.caption.captioners if c.name in config.phrases.captioners}
+
     def process(self, batch: pa.Table) -> pa.Table:
         captions = batch.column("captions").to_pylist() if "captions" in batch.column_names else []
-        texts = [[c["text"] for c in (row or []) if c.get("text")] for row in captions] or [[]] * batch.num_rows
+        models = self._models(self.config) if self.config.phrases.captioners else None
+        texts = [[c["text"] for c in (row or []) if c.get("text") and (models is None or c["model"] in models)]
+                 for row in captions] or [[]] * batch.num_rows
         phrases = self.extractor.extract(texts)
         return set_column(batch, "phrases", pa.array(phrases, pa.list_(PHRASE_TYPE)))

@@ -3,9 +3,11 @@
 Engines take one image per request (`VisionLanguageEngine`), so the two views are composed
 into one picture (`regions.view`): by default the whole image with the region outlined in red
 beside an enlarged crop of it (the crop is cut from the original image, so small regions keep
-their detail). With `regions.coordinates` the prompt also carries the box as 0-1000 integers.
+their detail); `whole` sends the image unmarked and names the region by its box in the prompt,
+as FineViT-VL's box -> caption task does. With `regions.coordinates` the prompt also carries the
+box as 0-1000 integers.
 The prompt file (`regions.captioner.prompt`, e.g. region_context/v1) is a template: lines
-starting with `[composite]`, `[marked]`, `[crop]` or `[coordinates]` are kept only for that view
+starting with `[composite]`, `[marked]`, `[crop]`, `[whole]` or `[coordinates]` are kept only for that view
 or when coordinates are on; `{subject}` becomes the phrase (or the OCR text) and `{box}` the box.
 
 Every region without a caption gets one in a single engine call per batch (the engine batches
@@ -24,12 +26,13 @@ from dataclasses import asdict
 import pyarrow as pa
 from PIL import Image, ImageDraw
 
+from finecap.box_format import box_coordinates
 from finecap.config import PipelineConfig, RegionsConfig, Resources
 from finecap.engines.base import SamplingSpec, VisionLanguageEngine
 from finecap.engines.factory import make_vlm_engine
 from finecap.engines.ocr import MODEL_NAME as OCR_MODEL
 from finecap.engines.ocr import ocr_revision
-from finecap.prompts import load_prompt
+from finecap.prompts import load_prompt, region_template
 from finecap.stages.base import RejectMarks, Stage, set_column
 from finecap.stages.caption_hygiene import clean_caption
 from finecap.stages.declare import captioner_provenance, captioner_semantic
@@ -37,7 +40,6 @@ from finecap.stages.detect import existing_regions, regions_type
 from finecap.stages.images import decode_rows
 from finecap.stages.ocr import fill_text_captions
 
-_TAG = re.compile(r"^\[(composite|marked|crop|coordinates)\]\s*")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # never meant as caption text
 OUTLINE = (255, 0, 0)
 GAP_COLOUR = (128, 128, 128)
@@ -45,22 +47,8 @@ GAP_COLOUR = (128, 128, 128)
 
 def render_prompt(template: str, view: str, coordinates: bool, subject: str, box) -> str:
     """The prompt for one region (see the module doc for the template rules)."""
-    kept = []
-    for line in template.splitlines():
-        match = _TAG.match(line)
-        if match:
-            tag = match.group(1)
-            if (tag == "coordinates" and not coordinates) or (tag != "coordinates" and tag != view):
-                continue
-            line = line[match.end() :]
-        kept.append(line)
-    return "\n".join(kept).replace("{subject}", subject).replace("{box}", box_text(box))
-
-
-def box_text(box) -> str:
-    """`(x1,y1),(x2,y2)` on a 0-1000 grid, the trainer's box format."""
-    x1, y1, x2, y2 = (round(min(max(v, 0.0), 1.0) * 1000) for v in box)
-    return f"({x1},{y1}),({x2},{y2})"
+    text = region_template(template, view, coordinates)
+    return text.replace("{subject}", subject).replace("{box}", box_coordinates(box))
 
 
 def subject(r: dict) -> str:
@@ -72,6 +60,10 @@ def subject(r: dict) -> str:
 def region_view(image: Image.Image, box, cfg: RegionsConfig) -> Image.Image:
     """The picture the VLM gets for one region of `image` (the original, full size)."""
     side = cfg.view_max_side
+    if cfg.view == "whole":  # the region is named by its box in the prompt
+        whole = image.copy()
+        whole.thumbnail((side, side), Image.Resampling.BICUBIC)
+        return whole
     if cfg.view in ("composite", "marked"):
         whole = image.copy()
         whole.thumbnail((side, side), Image.Resampling.BICUBIC)

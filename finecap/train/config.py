@@ -63,8 +63,24 @@ class TowerConfig:
     layers: int = field(default=2, metadata={"min": 1})  # tiny only
     heads: int = field(default=4, metadata={"min": 1})  # tiny only
     intermediate_size: int = field(default=256, metadata={"min": 8})  # tiny only
-    pooling: Literal["mean", "cls", "last"] = "mean"  # text tower only
+    # Unused by the LM; kept so the model.lm section of earlier checkpoints' saved configs still loads.
+    pooling: Literal["mean", "cls", "last"] = "mean"
     trust_remote_code: bool = False
+
+
+@dataclass
+class TextTowerConfig(TowerConfig):
+    """Stage II's text tower: a TowerConfig plus SigLIP-aware pooling and a freeze-then-train schedule.
+
+    `auto` pooling is `model` for SigLIP / SigLIP2 text encoders (their own pooled output: the
+    last position through their head, as SigLIP trained it) and `mean` for any other encoder.
+    The encoder's weights get no update for the first `freeze_until_step` steps, then train at
+    `lr_scale` x the stage's schedule; the text projection head trains throughout.
+    """
+
+    pooling: Literal["auto", "model", "mean", "cls", "last"] = "auto"
+    freeze_until_step: int = field(default=0, metadata={"min": 0})  # 0: never frozen
+    lr_scale: float = field(default=1.0, metadata={"min": 0})  # 0 freezes the encoder for the whole stage
 
 
 @dataclass
@@ -78,7 +94,7 @@ class TokenizerConfig:
 @dataclass
 class ModelConfig:
     vision: VisionConfig = field(default_factory=VisionConfig)
-    text: TowerConfig = field(default_factory=TowerConfig)
+    text: TextTowerConfig = field(default_factory=TextTowerConfig)
     lm: TowerConfig = field(default_factory=TowerConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
 
@@ -127,6 +143,9 @@ class Stage2Config(StageConfig):
 @dataclass
 class Stage3Config(StageConfig):
     tasks: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TASKS, 1.0))
+    # Which global captions the global_caption task answers with: any of a row's, or only its
+    # longest (the detailed recaption) or shortest; one prompt cannot ask for two styles.
+    caption: Literal["random", "longest", "shortest"] = "random"
     vision_lr_scale: float = field(default=1.0, metadata={"min": 0})  # 0 freezes the vision tower
     phases: list[PhaseConfig] = field(default_factory=lambda: [PhaseConfig(resolution=448, text_length=256)])
 

@@ -24,6 +24,7 @@ from finecap.train import distributed as D
 from finecap.train.batches import BatchStream, Budget, make_loader
 from finecap.train.checkpoint import latest_checkpoint, load_trainer_state, read_state, save_checkpoint
 from finecap.train.config import STAGES, TrainConfig, phase_at, require_paths
+from finecap.train.freeze import group_factors, hold_frozen
 from finecap.train.logs import CsvLog, Trace, warmup_cosine
 from finecap.train.recipe import Recipe, StepContext
 from finecap.train.shards import Position, plan_units
@@ -110,8 +111,8 @@ def _run(config: TrainConfig, name: str, d: D.Dist) -> RunSummary:
     opt = stage.optim
     optimizer = torch.optim.AdamW(recipe.param_groups(D.unwrap(model), opt.weight_decay), lr=opt.lr,
                                   betas=(opt.beta1, opt.beta2))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(stage.steps, opt.warmup_steps,
-                                                                           opt.min_lr_ratio))
+    schedule = warmup_cosine(stage.steps, opt.warmup_steps, opt.min_lr_ratio)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, group_factors(optimizer, schedule))
     workers = config.data.num_workers
     n_slots = d.world * max(1, workers)
     step, positions, elapsed0 = 0, {}, 0.0
@@ -154,6 +155,7 @@ def _run(config: TrainConfig, name: str, d: D.Dist) -> RunSummary:
             samples += batch.images.num_images
             tokens += batch.images.num_tokens
             keys += batch.keys
+        hold_frozen(optimizer, step)  # groups frozen until a later step (finecap.train.freeze)
         grad_norm = torch.nn.utils.clip_grad_norm_(params, opt.grad_clip) if opt.grad_clip else None
         lr = max(group["lr"] for group in optimizer.param_groups)
         optimizer.step()

@@ -1,8 +1,10 @@
 """Stage II: sigmoid contrastive image-text learning (SigLIP) at native resolution.
 
 The image side pools FineViT's patch features with a single learned query (SigLIP's MAP head,
-segment-wise so packed images never mix); the text side is a transformers encoder. Resolution
-and text length follow the config's curriculum (336 -> 448 px, 64 -> 256 tokens in the paper).
+segment-wise so packed images never mix); the text side is a transformers encoder (tiny, BERT-
+style, or SigLIP / SigLIP2's text model as in the paper), optionally frozen for the first steps
+and then trained at its own learning-rate scale (finecap.train.freeze). Resolution and text
+length follow the config's curriculum (336 -> 448 px, 64 -> 256 tokens in the paper).
 """
 
 from __future__ import annotations
@@ -17,16 +19,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from finecap.train.batches import Batch, Collate, Prepare, Sample
-from finecap.train.checkpoint import has_tower
-from finecap.train.config import PhaseConfig, TrainConfig
+from finecap.train.checkpoint import TOWERS, has_tower, read_state
+from finecap.train.config import PhaseConfig, Stage2Config, TextTowerConfig, TrainConfig
 from finecap.train.distributed import gather_with_grad
+from finecap.train.freeze import FROZEN_UNTIL
 from finecap.train.losses import siglip_loss
 from finecap.train.patches import PackedImages, decode_image, patchify
 from finecap.train.recipe import Recipe, StepContext, load_head_weights, max_pixels, tiny_tokenizer
+from finecap.train.siglip_text import extend_positions, is_siglip_text
 from finecap.train.stage1 import build_vision
+from finecap.train.tasks import global_captions
 from finecap.train.tokens import encode_batch
 from finecap.train.towers import TextTower, build_text_encoder, load_pretrained
 from finecap.train.vit import FineViT
+from finecap.typed_config import ConfigError
 
 
 class AttentionPool(nn.Module):
@@ -84,15 +90,10 @@ class CaptionPrepare:
     choice: str = "random"
 
     def __call__(self, row: dict, rng: np.random.Generator) -> Sample | None:
-        captions = [c["text"] for c in row.get("captions") or [] if c.get("text")]
+        captions = global_captions(row, self.choice)
         if not captions:
             return None
-        if self.choice == "longest":
-            text = max(captions, key=len)
-        elif self.choice == "shortest":
-            text = min(captions, key=len)
-        else:
-            text = captions[int(rng.integers(len(captions)))]
+        text = captions[int(rng.integers(len(captions)))] if self.choice == "random" else captions[0]
         patches, positions = patchify(decode_image(row["image"]["bytes"]), self.max_pixels)
         return Sample(row["key"], patches, positions, {"text": text})
 
@@ -106,13 +107,44 @@ class CaptionCollate:
         return encode_batch(self.tokenizer, [s.fields["text"] for s in samples], self.text_length)
 
 
+def phase_start(stage: Stage2Config, length: int) -> int | None:
+    """The first step of the first phase whose text is longer than `length` tokens; None if none is."""
+    start = 0
+    for phase in stage.phases:
+        if phase.text_length > length:
+            return start
+        start = phase.until_step or start
+    return None
+
+
+def fit_context(encoder, stage: Stage2Config, text: TextTowerConfig, fresh: bool) -> None:
+    """Give the encoder the positions the curriculum's longest text needs, or say which key cannot fit.
+
+    A fresh SigLIP tower grows its learned table (64 -> 256 in the paper); the new rows must be
+    trainable by the time a phase uses them, so the freeze has to end first.
+    """
+    need = max(p.text_length for p in stage.phases)
+    have = getattr(encoder.config, "max_position_embeddings", None)
+    if have is None or need <= have:
+        return
+    if not (fresh and is_siglip_text(encoder)):
+        raise ConfigError(f"stage2.phases: text_length {need} exceeds the text tower's {have} positions")
+    start = phase_start(stage, have)
+    if text.lr_scale == 0 or text.freeze_until_step > start:
+        raise ConfigError(f"model.text.freeze_until_step: the encoder is frozen at step {start}, where text of "
+                          f"{need} tokens starts using {need - have} new, untrained position embeddings")
+    extend_positions(encoder, need)
+
+
 def build_contrastive(config: TrainConfig, init: Path | None, resume: Path | None) -> tuple[ContrastiveModel, object]:
     """The stage II model: vision from the previous stage (or resume), text tower fresh or resumed."""
     cfg = config.stage2
-    if resume is not None and has_tower(resume, "text"):
+    fresh = resume is None or not has_tower(resume, "text")
+    if not fresh:
         encoder, tokenizer = load_pretrained(resume / "text", causal=False)
     else:
         encoder, tokenizer = build_text_encoder(config.model.text, tiny_tokenizer(config, config.model.text))
+    fit_context(encoder, cfg, config.model.text, fresh)
     text = TextTower(encoder, config.model.text.pooling, cfg.embed_dim)
     model = ContrastiveModel(build_vision(config, resume or init), text, cfg.embed_dim,
                              cfg.init_logit_scale, cfg.init_logit_bias)
@@ -129,6 +161,10 @@ class Stage2(Recipe):
         self.model, tokenizer = build_contrastive(config, init, resume)
         self.tokenizers = {"text": tokenizer}
         self.model.vision.mask_token.requires_grad_(False)  # stage I only; DDP needs every trained param used
+        if config.model.text.lr_scale == 0:
+            self.model.text.encoder.requires_grad_(False)
+        if resume is not None:
+            check_schedule_unchanged(resume, config.model.text)
 
     def prepare(self, phase: PhaseConfig) -> Prepare:
         return CaptionPrepare(max_pixels(phase), self.stage.caption)
@@ -141,3 +177,33 @@ class Stage2(Recipe):
         texts, valid, offset = gather_with_grad(text_emb, ctx.dist)
         loss = siglip_loss(image_emb, texts, scale, bias, valid, offset)
         return loss, {"logit_scale": float(scale.detach().exp()), "logit_bias": float(bias.detach())}
+
+    def param_groups(self, model: nn.Module, weight_decay: float) -> list[dict]:
+        """The text encoder in groups of its own (lr x lr_scale, frozen until a step) when it has a schedule."""
+        text = self.config.model.text
+        if text.freeze_until_step == 0 and text.lr_scale == 1.0:
+            return super().param_groups(model, weight_decay)  # the layout earlier checkpoints resume into
+        groups = []
+        for in_encoder in (False, True):
+            for decay in (True, False):
+                params = [p for n, p in model.named_parameters() if p.requires_grad
+                          and n.startswith(TOWERS["text"]) == in_encoder and (p.ndim >= 2) == decay]
+                if not params:
+                    continue
+                group = {"params": params, "weight_decay": weight_decay if decay else 0.0}
+                if in_encoder:
+                    group.update(lr=self.stage.optim.lr * text.lr_scale)
+                    group[FROZEN_UNTIL] = text.freeze_until_step
+                groups.append(group)
+        return groups
+
+
+def check_schedule_unchanged(resume: Path, text: TextTowerConfig) -> None:
+    """A resumed run trains on the schedule its checkpoint's optimizer state holds: the config must agree."""
+    saved = read_state(resume).get("config", {}).get("model", {}).get("text", {})
+    defaults = TextTowerConfig()
+    for key in ("freeze_until_step", "lr_scale"):
+        was = saved.get(key, getattr(defaults, key))
+        if was != getattr(text, key):
+            raise ConfigError(f"model.text.{key}: the checkpoint {resume.name} trained with {was}, this run says "
+                              f"{getattr(text, key)}; resume with {was}, or start the stage afresh (run.resume=false)")

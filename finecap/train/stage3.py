@@ -55,9 +55,10 @@ class ExamplePrepare:
     tokenizer: object
     weights: dict
     text_length: int
+    caption: str = "random"
 
     def __call__(self, row: dict, rng: np.random.Generator) -> Sample | None:
-        example = sample_example(row, self.weights, rng)
+        example = sample_example(row, self.weights, rng, self.caption)
         if example is None:
             return None
         patches, positions = patchify(decode_image(row["image"]["bytes"]), self.max_pixels)
@@ -117,7 +118,8 @@ class Stage3(Recipe):
             self.model.vision.requires_grad_(False)
 
     def prepare(self, phase: PhaseConfig) -> Prepare:
-        return ExamplePrepare(max_pixels(phase), self.tokenizers["lm"], dict(self.stage.tasks), phase.text_length)
+        return ExamplePrepare(max_pixels(phase), self.tokenizers["lm"], dict(self.stage.tasks), phase.text_length,
+                              self.stage.caption)
 
     def collate(self, phase: PhaseConfig) -> Collate:
         return SequenceCollate(self.tokenizers["lm"].pad_token_id)

@@ -2,19 +2,18 @@
 
 Five tasks, as in FineViT's LLM alignment: global caption, box -> region caption, region
 caption -> box, box -> OCR text, OCR text -> box. Boxes are written as integers 0-1000 in
-`<|box_start|>(x1,y1),(x2,y2)<|box_end|>`, the Qwen-VL convention, so a pretrained Qwen LM
-reads them as it was trained to. A row only offers the tasks its regions support.
+`<|box_start|>(x1,y1),(x2,y2)<|box_end|>` (finecap/box_format.py), the Qwen-VL convention, so a
+pretrained Qwen LM reads them as it was trained to. A row only offers the tasks its regions support.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
-from finecap.train.tokens import BOX_END, BOX_START
+from finecap.box_format import format_box, parse_box  # noqa: F401 (the tasks' box format)
 
 PROMPTS = {
     "global_caption": "Describe this image.",
@@ -23,24 +22,6 @@ PROMPTS = {
     "box_to_ocr": "Read the text in {box}.",
     "ocr_to_box": "Find the text: {text}",
 }
-_BOX_RE = re.compile(
-    re.escape(BOX_START) + r"\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)\s*,\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)\s*" + re.escape(BOX_END)
-)
-
-
-def format_box(bbox: list[float]) -> str:
-    """[x1, y1, x2, y2] in [0, 1] -> `<|box_start|>(x1,y1),(x2,y2)<|box_end|>` in integers 0-1000."""
-    x1, y1, x2, y2 = (min(1000, max(0, round(float(v) * 1000))) for v in bbox)
-    return f"{BOX_START}({x1},{y1}),({x2},{y2}){BOX_END}"
-
-
-def parse_box(text: str) -> list[float] | None:
-    """The first box in `text`, normalised to [0, 1] and ordered; None if there is none."""
-    match = _BOX_RE.search(text)
-    if not match:
-        return None
-    x1, y1, x2, y2 = (min(1000, int(v)) / 1000 for v in match.groups())
-    return [min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)]
 
 
 @dataclass(frozen=True)
@@ -68,10 +49,19 @@ def text_regions(row: dict) -> list[dict]:
     return _unique_regions(row, "ocr", "ocr_text")
 
 
-def available(row: dict) -> dict[str, int]:
+def global_captions(row: dict, choice: str = "random") -> list[str]:
+    """The row's global captions a task may use: all of them (`random`), or its `longest` or
+    `shortest` only (FineCap data: the detailed recaption, or a brief caption)."""
+    captions = [c["text"] for c in row.get("captions") or [] if c.get("text")]
+    if choice == "random" or not captions:
+        return captions
+    return [(max if choice == "longest" else min)(captions, key=len)]
+
+
+def available(row: dict, caption: str = "random") -> dict[str, int]:
     """Task -> number of candidates this row offers for it."""
     n_regions, n_texts = len(captioned_regions(row)), len(text_regions(row))
-    n_captions = sum(1 for c in row.get("captions") or [] if c.get("text"))
+    n_captions = len(global_captions(row, caption))
     return {
         "global_caption": n_captions,
         "box_to_caption": n_regions,
@@ -81,11 +71,10 @@ def available(row: dict) -> dict[str, int]:
     }
 
 
-def make_example(row: dict, task: str, index: int) -> Example:
-    """The `index`-th example of `task` for this row."""
+def make_example(row: dict, task: str, index: int, caption: str = "random") -> Example:
+    """The `index`-th example of `task` for this row (`caption`: which global captions, see global_captions)."""
     if task == "global_caption":
-        captions = [c["text"] for c in row["captions"] if c.get("text")]
-        return Example(task, PROMPTS[task], captions[index])
+        return Example(task, PROMPTS[task], global_captions(row, caption)[index])
     if task in ("box_to_caption", "caption_to_box"):
         region = captioned_regions(row)[index]
         box = format_box(region["bbox"])
@@ -101,12 +90,13 @@ def make_example(row: dict, task: str, index: int) -> Example:
     raise ValueError(f"unknown task {task!r}")
 
 
-def sample_example(row: dict, weights: dict[str, float], rng: np.random.Generator) -> Example | None:
+def sample_example(row: dict, weights: dict[str, float], rng: np.random.Generator,
+                   caption: str = "random") -> Example | None:
     """Pick a task the row supports (by weight), then one of its candidates; None if none apply."""
-    counts = available(row)
+    counts = available(row, caption)
     tasks = [t for t, w in weights.items() if w > 0 and counts.get(t, 0) > 0]
     if not tasks:
         return None
     p = np.array([weights[t] for t in tasks], dtype=np.float64)
     task = tasks[int(rng.choice(len(tasks), p=p / p.sum()))]
-    return make_example(row, task, int(rng.integers(counts[task])))
+    return make_example(row, task, int(rng.integers(counts[task])), caption)

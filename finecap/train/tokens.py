@@ -13,9 +13,10 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
+from finecap.box_format import BOX_END, BOX_START
+
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 IMAGE_PAD, VISION_START, VISION_END = "<|image_pad|>", "<|vision_start|>", "<|vision_end|>"
-BOX_START, BOX_END = "<|box_start|>", "<|box_end|>"
 MULTIMODAL_TOKENS = [IMAGE_PAD, VISION_START, VISION_END, BOX_START, BOX_END]
 SPECIAL_TOKENS = [PAD, UNK, BOS, EOS, *MULTIMODAL_TOKENS]
 
@@ -66,10 +67,20 @@ def ensure_tokens(tokenizer: PreTrainedTokenizerBase, tokens: list[str]) -> int:
     return len(missing)
 
 
+# Set on a tokenizer whose encoder was trained on fixed-length text (SigLIP's: its special tokens,
+# padded to the text length, pooled at the last position); finecap.train.towers marks them.
+FIXED_LENGTH = "finecap_fixed_length"
+
+
 def encode_batch(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
-    """Pad to the longest text, truncate at `max_length` (the curriculum's text length)."""
-    out = tokenizer(texts, padding="longest", truncation=True, max_length=max_length,
-                    return_tensors="pt", add_special_tokens=False)
+    """Pad to the longest text, truncate at `max_length` (the curriculum's text length).
+
+    A fixed-length tokenizer pads every text to `max_length` and adds its own special tokens
+    (SigLIP's EOS), so a text's embedding never depends on the other texts of its batch.
+    """
+    fixed = bool(getattr(tokenizer, FIXED_LENGTH, False))
+    out = tokenizer(texts, padding="max_length" if fixed else "longest", truncation=True, max_length=max_length,
+                    return_tensors="pt", add_special_tokens=fixed, return_attention_mask=True)
     return {"input_ids": out["input_ids"], "attention_mask": out["attention_mask"]}
 
 

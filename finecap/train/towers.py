@@ -2,8 +2,8 @@
 
 `tiny` towers are built here with random weights and the locally trained tokenizer, so CPU runs
 need no download; anything else is a hub name or path loaded with `from_pretrained` (e.g. a
-BERT-style encoder for stage II, Qwen3 for stage III). Towers are saved with `save_pretrained`
-so a checkpoint's LM loads with plain transformers.
+BERT-style or SigLIP / SigLIP2 text encoder for stage II, Qwen3 for stage III). Towers are saved
+with `save_pretrained` so a checkpoint's LM loads with plain transformers.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from finecap.train.config import TowerConfig
 from finecap.train.patches import PackedImages
-from finecap.train.tokens import IMAGE_PAD, MULTIMODAL_TOKENS, ensure_tokens, token_id
+from finecap.train.siglip_text import is_siglip_text, text_class
+from finecap.train.tokens import FIXED_LENGTH, IMAGE_PAD, MULTIMODAL_TOKENS, ensure_tokens, token_id
 from finecap.train.vit import MERGE, FineViT
+from finecap.typed_config import ConfigError
 
 MAX_TEXT_POSITIONS = 1024
 
@@ -36,14 +38,14 @@ def build_text_encoder(cfg: TowerConfig, tokenizer: PreTrainedTokenizerBase | No
     and stalls contrastive learning from scratch for a hundred steps; ModernBERT (RoPE, no
     token types) starts spread out (cos ~0.5).
     """
-    from transformers import AutoModel, ModernBertConfig, ModernBertModel
+    from transformers import ModernBertConfig, ModernBertModel
 
     _quiet()
     if cfg.model != "tiny":
         from finecap.train.tokens import load_tokenizer
 
-        return (AutoModel.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code),
-                load_tokenizer(cfg.model, cfg.trust_remote_code))
+        encoder = load_text_encoder(cfg.model, cfg.trust_remote_code)
+        return encoder, text_tokenizer(encoder, load_tokenizer(cfg.model, cfg.trust_remote_code))
     if tokenizer is None:
         raise ValueError("a tiny text tower needs the local tokenizer")
     config = ModernBertConfig(
@@ -80,17 +82,57 @@ def build_causal_lm(cfg: TowerConfig, tokenizer: PreTrainedTokenizerBase | None)
     return LlamaForCausalLM(config), tokenizer
 
 
+def load_text_encoder(name_or_path: str | Path, trust_remote_code: bool = False) -> PreTrainedModel:
+    """`AutoModel`, except that a SigLIP / SigLIP2 checkpoint (full or text-only) gives its text model."""
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    siglip = text_class(config.model_type)
+    if siglip is not None:
+        return siglip.from_pretrained(name_or_path)
+    return AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+
+
+def text_tokenizer(encoder: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """Mark a SigLIP encoder's tokenizer fixed-length: SigLIP was trained on text padded to its length."""
+    if is_siglip_text(encoder):
+        setattr(tokenizer, FIXED_LENGTH, True)
+    return tokenizer
+
+
 def load_pretrained(path: Path, causal: bool) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A tower written by `save_pretrained` into a checkpoint (its tokenizer beside it)."""
-    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     _quiet()
-    cls = AutoModelForCausalLM if causal else AutoModel
-    return cls.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    if causal:
+        return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    encoder = load_text_encoder(path)
+    return encoder, text_tokenizer(encoder, AutoTokenizer.from_pretrained(path))
 
 
 def hidden_size(model: PreTrainedModel) -> int:
     return model.get_input_embeddings().embedding_dim
+
+
+def resolve_pooling(encoder: PreTrainedModel, pooling: str) -> str:
+    """`auto` -> `model` for SigLIP text encoders, `mean` otherwise; `model` must exist for the encoder."""
+    if pooling == "auto":
+        return "model" if is_siglip_text(encoder) else "mean"
+    if pooling == "model" and not is_siglip_text(encoder):
+        with torch.no_grad():  # one token: the only truthful test of whether a pooled output exists
+            probe = encoder(input_ids=torch.zeros((1, 1), dtype=torch.long, device=encoder.device))
+        if getattr(probe, "pooler_output", None) is None:
+            raise ConfigError(f"model.text.pooling: 'model' needs an encoder with a pooled output; "
+                              f"{type(encoder).__name__} has none (use mean, cls or last)")
+    return pooling
+
+
+def pooled_width(encoder: PreTrainedModel, pooling: str) -> int:
+    """SigLIP's head maps to `projection_size`; every other pooled vector has the hidden width."""
+    if pooling == "model":
+        return getattr(encoder.config, "projection_size", None) or hidden_size(encoder)
+    return hidden_size(encoder)
 
 
 class TextTower(nn.Module):
@@ -98,20 +140,28 @@ class TextTower(nn.Module):
 
     def __init__(self, encoder: PreTrainedModel, pooling: str, embed_dim: int) -> None:
         super().__init__()
-        self.encoder, self.pooling = encoder, pooling
-        self.proj = nn.Linear(hidden_size(encoder), embed_dim, bias=False)  # a bias would let all texts collapse together
+        self.encoder, self.pooling = encoder, resolve_pooling(encoder, pooling)
+        # SigLIP attended over its padding in training (no mask), so it gets none here either.
+        self.masked = not is_siglip_text(encoder)
+        # No bias: a shared offset would let all texts collapse together.
+        self.proj = nn.Linear(pooled_width(encoder, self.pooling), embed_dim, bias=False)
+
+    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The pooled text vector before the projection ([B, pooled_width])."""
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask if self.masked else None)
+        if self.pooling == "model":
+            return out.pooler_output
+        hidden = out.last_hidden_state
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        if self.pooling == "last":
+            last = attention_mask.sum(1) - 1
+            return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+        weights = attention_mask.to(hidden.dtype).unsqueeze(-1)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        elif self.pooling == "last":
-            last = attention_mask.sum(1) - 1
-            pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-        else:
-            weights = attention_mask.to(hidden.dtype).unsqueeze(-1)
-            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-        return self.proj(pooled)
+        return self.proj(self.pool(input_ids, attention_mask))
 
 
 class Projector(nn.Module):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageDraw
 
-from finecap.engines.detector import GroundingDinoEngine
+from finecap.engines.detector import GroundingDinoEngine, forwards
 from finecap.models.registry import resolve_model
 from finecap.models.revision import model_revision
 
@@ -56,3 +56,37 @@ def test_detect_returns_normalised_candidates_labelled_with_any_prompts_phrases(
     # Same inputs, same boxes (inference mode, no sampling).
     again = engine.detect(images[:1], phrases[:1], box_threshold=0.3, text_threshold=0.3)
     assert again[0] == found[0]
+
+
+def _scene(size: tuple[int, int], shade: int) -> Image.Image:
+    image = Image.new("RGB", size, (200, 200 - shade, 180))
+    ImageDraw.Draw(image).ellipse([30, 30, 30 + size[0] // 3, 30 + size[1] // 3], fill=(220, 40, 40))
+    return image
+
+
+def test_forwards_hold_pairs_of_one_image_size_up_to_the_batch_size():
+    sizes = [(320, 240), (300, 400), (320, 240), (320, 240), (300, 400), (320, 240)]
+    assert forwards(sizes, 3) == [[0, 2, 3], [5], [1, 4]]
+    assert forwards(sizes, 1) == [[n] for n in (0, 2, 3, 5, 1, 4)]
+    assert forwards([], 4) == []
+
+
+def test_batched_forwards_give_what_one_pair_per_forward_gives(monkeypatch):
+    sizes = [(320, 240), (300, 400), (320, 240), (512, 256), (300, 400), (320, 240)]
+    images = [_scene(size, 25 * n) for n, size in enumerate(sizes)]
+    phrases = [PHRASES, PHRASES[:2], PHRASES[2:], [], PHRASES[1:4], PHRASES[::-1]]
+    single = GroundingDinoEngine("tiny:gdino", device="cpu", batch_size=1, max_text_tokens=24)
+    batched = GroundingDinoEngine("tiny:gdino", device="cpu", batch_size=8, max_text_tokens=24)
+    rows = []
+    forward = batched._forward
+    monkeypatch.setattr(batched, "_forward",
+                        lambda pixels, r, texts: rows.append(len(texts)) or forward(pixels, r, texts))
+    want = single.detect(images, phrases, box_threshold=0.3, text_threshold=0.3)
+    got = batched.detect(images, phrases, box_threshold=0.3, text_threshold=0.3)
+    pairs = sum(len(single.prompts(p)) for p in phrases)
+    assert sum(rows) == pairs and len(rows) == 2  # the 320x240 images' prompts, then the 300x400 ones'
+    assert sum(len(c) for c in want) > 50
+    for a, b in zip(want, got, strict=True):
+        assert [c.phrase for c in a] == [c.phrase for c in b]
+        assert [c.box for c in b] == [pytest.approx(c.box, abs=1e-4) for c in a]
+        assert [c.score for c in b] == pytest.approx([c.score for c in a], abs=1e-4)

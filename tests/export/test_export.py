@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-LAYOUT = {"config.json", "generation_config.json", "model.safetensors", "preprocessor_config.json",
+LAYOUT = {"chat_template.jinja", "config.json", "generation_config.json", "model.safetensors", "preprocessor_config.json",
           "tokenizer.json", "tokenizer_config.json"}
 PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # a pickle protocol header; torch.save's zip container
 
@@ -52,3 +52,20 @@ def test_a_second_export_replaces_the_first_and_a_foreign_out_is_refused(stage3_
     with pytest.raises(ExportError, match="not a FineViT-VL export"):
         export_checkpoint(stage3_checkpoint, foreign)
     assert (foreign / "cat.jpg").exists() and not list(tmp_path.glob(".*tmp-*"))
+
+
+def test_the_chat_template_renders_the_trainers_prompt(exported):
+    """vLLM's chat front end writes the image placeholder, "\\n", then the text; the template gives
+    back the trainer's `<|vision_start|><|image_pad|><|vision_end|>PROMPT\\n` (and refuses a system turn)."""
+    from transformers import AutoTokenizer
+
+    from finecap.export.vllm_model import IMAGE_PLACEHOLDER
+
+    tokenizer = AutoTokenizer.from_pretrained(exported)
+    user = {"role": "user", "content": f"{IMAGE_PLACEHOLDER}\nDescribe this image."}
+    rendered = tokenizer.apply_chat_template([user], tokenize=False, add_generation_prompt=True)
+    assert rendered == f"{IMAGE_PLACEHOLDER}Describe this image.\n"
+    turns = [user, {"role": "assistant", "content": "A red circle."}]
+    assert tokenizer.apply_chat_template(turns, tokenize=False).endswith(f"\nA red circle.{tokenizer.eos_token}")
+    with pytest.raises(Exception, match="without a system prompt"):
+        tokenizer.apply_chat_template([{"role": "system", "content": "x"}, user], tokenize=False)

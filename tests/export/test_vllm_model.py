@@ -116,3 +116,32 @@ def test_log_probabilities_equal_the_trainers_forward(served, stage3_checkpoint)
         assert got.shape == expected.shape and expected.min() < -1.0  # not all-certain tokens
         worst = max(worst, float((got - expected).abs().max()))
     assert worst <= LOGPROB_ATOL, worst
+
+
+def test_chat_sends_the_trainers_prompt_and_answers_as_generate_does(engine, served, reference):
+    """LLM.chat (as FineCap's VllmEngine and `vllm serve` call it) renders the folder's chat template:
+    the same prompt tokens as the trainer's and the same greedy answer as the text prompt."""
+    from vllm import SamplingParams
+
+    from finecap.train.stage3 import prompt_ids
+
+    _, processor = reference
+    conversations = [[{"role": "user", "content": [{"type": "image_pil", "image_pil": image},
+                                                    {"type": "text", "text": prompt}]}]
+                     for image, prompt in _pairs()]
+    chats = engine.chat(conversations, SamplingParams(max_tokens=MAX_NEW, temperature=0.0), use_tqdm=False)
+    for chat, out, (image, prompt) in zip(chats, served, _pairs(), strict=True):
+        n = processor.num_image_tokens(image.width, image.height)
+        assert chat.prompt_token_ids == prompt_ids(processor.tokenizer, n, prompt)
+        assert list(chat.outputs[0].token_ids) == list(out.outputs[0].token_ids)
+
+
+def test_a_system_turn_is_refused(engine):
+    from vllm import SamplingParams
+
+    image = _images()[0]
+    conversation = [{"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": [{"type": "image_pil", "image_pil": image},
+                                                 {"type": "text", "text": PROMPTS[0]}]}]
+    with pytest.raises(Exception, match="without a system prompt"):
+        engine.chat([conversation], SamplingParams(max_tokens=2), use_tqdm=False)

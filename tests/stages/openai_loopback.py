@@ -1,8 +1,8 @@
 """A real OpenAI-compatible chat endpoint on 127.0.0.1 that answers what a test tells it to.
 
 Cheap stand-in for `vllm serve` (which takes ~45 s to start) in stage tests about batches: it
-answers every `/chat/completions` request with a fixed caption, or with HTTP 500, and counts the
-requests, so a test can also say that a stage made no model call at all.
+answers every `/chat/completions` request with a fixed caption (with token log-probabilities when
+asked), or with HTTP 500, and counts the requests, so a test can also say that a stage made no model call at all.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ class LoopbackChat:
     def __init__(self):
         self.caption = "A red square beside a blue circle on a wooden table."
         self.status = 200
+        # With a request's `logprobs`: this log-probability for each of `tokens` answer tokens.
+        self.token_logprob = -0.1
+        self.tokens = 9
         self.requests = 0
         self._lock = threading.Lock()
         chat = self
@@ -26,13 +29,15 @@ class LoopbackChat:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self):  # noqa: N802 (http.server's name)
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 with chat._lock:
                     chat.requests += 1
-                    status, caption = chat.status, chat.caption
+                    status, caption, n = chat.status, chat.caption, chat.tokens
                 if status == 200:
-                    body = {"choices": [{"message": {"role": "assistant", "content": caption},
-                                         "finish_reason": "stop"}], "usage": {"completion_tokens": 9}}
+                    choice = {"message": {"role": "assistant", "content": caption}, "finish_reason": "stop"}
+                    if request.get("logprobs"):
+                        choice["logprobs"] = {"content": [{"token": "t", "logprob": chat.token_logprob}] * n}
+                    body = {"choices": [choice], "usage": {"completion_tokens": n}}
                 else:
                     body = {"error": {"message": "internal error", "type": "server_error"}}
                 data = json.dumps(body).encode()

@@ -138,3 +138,40 @@ def test_stage_adds_lines_after_detector_regions_and_leaves_their_captions_to_th
     (row,) = _stage(engine)(batch).to_pylist()
     assert [r["origin"] for r in row["regions"]] == ["detector", "ocr", "ocr", "ocr"]
     assert row["regions"][0]["caption"] == "text"  # OCR reads only its own section: regions fills it
+
+
+class FailingRecognition:
+    """The real engine, except that recognising lines of an image of `size` raises (as onnxruntime
+    may on a line it cannot take)."""
+
+    def __init__(self, engine, size: tuple[int, int]):
+        self.engine, self.size = engine, size
+
+    def find_lines(self, image):
+        return self.engine.find_lines(image)
+
+    def recognise(self, found):
+        if any(f.size == self.size for f in found):
+            raise RuntimeError("recognition failed")
+        return self.engine.recognise(found)
+
+
+def test_a_row_whose_lines_fail_recognition_is_the_only_reject_and_the_rest_are_read(engine):
+    pages = [_page(lines=2), _page(lines=3), _sign(480, 240)]
+    batch = pa.table({"key": ["a", "b", "c"], "image_bytes": pa.array(pages, pa.binary())})
+    config = load_config(LOCAL_YAML, ["ocr.enabled=true"])
+    plain = OcrStage(config, engine=engine)(batch).to_pylist()
+    failing = OcrStage(config, engine=FailingRecognition(engine, (480, 240)))(batch).to_pylist()
+    assert [r["reject_reason"] for r in plain] == [None, None, None]
+    assert [r["reject_reason"] for r in failing] == [None, None, "ocr_error"]
+    assert failing[2]["reject_detail"] == "480x240: RuntimeError: recognition failed"
+    assert [len(r["regions"]) for r in plain] == [2, 3, 1]
+    assert [r["regions"] for r in failing[:2]] == [r["regions"] for r in plain[:2]]
+
+
+def _sign(width: int, height: int) -> bytes:
+    image = Image.new("RGB", (width, height), (20, 40, 200))
+    ImageDraw.Draw(image).text((60, 90), "Harbor", font=load_font(available_faces()[0], 48), fill=(230, 230, 20))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()

@@ -95,3 +95,23 @@ def test_symbols_from_generated_text_stay_out_of_phrases(nlp):
     # Tiny random VLMs (and broken real ones) emit stray symbols; they are not part of a thing.
     found = extract(nlp, ["A @@ red car and a \ufffd kite near two ## bowls."])
     assert found == [("red car", "car"), ("kite", "kite"), ("bowls", "bowl")]
+
+
+def test_phrases_captioners_picks_whose_captions_are_grounded(local_config, nlp):
+    config = local_config("phrases.captioners=[tiny-b]")
+    extractor = PhraseExtractor(config.phrases, nlp=nlp)
+    caption = {"model_revision": "r", "prompt_id": "global_detailed/v1", "num_tokens": 1}
+    models = {c.name: c.model for c in config.caption.captioners}
+    row = [{**caption, "model": models["tiny-a"], "text": STREET}, {**caption, "model": models["tiny-b"], "text": CAT}]
+    batch = pa.table({"key": ["a"], "captions": pa.array([row], pa.list_(CAPTION_TYPE))})
+    (out,) = PhrasesStage(config, extractor=extractor)(batch).to_pylist()
+    assert [p["phrase"] for p in out["phrases"]] == ["cat's face", "fur"]  # tiny-a's street is not grounded
+    semantic = PhrasesStage.semantic(config)
+    assert semantic["captioners"] == [models["tiny-b"]] and "captioners" not in PhrasesStage.semantic(local_config())
+
+
+def test_an_unknown_phrases_captioner_fails_naming_the_key(local_config):
+    from finecap.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^phrases.captioners.0: no captioner named 'nobody'"):
+        local_config("phrases.captioners=[nobody]")

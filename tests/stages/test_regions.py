@@ -10,10 +10,11 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
+from finecap.box_format import box_coordinates
 from finecap.config import RegionsConfig, load_config
 from finecap.prompts import load_prompt
 from finecap.stages.detect import regions_type
-from finecap.stages.regions import OUTLINE, RegionsStage, box_text, crop_region, region_view, render_prompt
+from finecap.stages.regions import OUTLINE, RegionsStage, crop_region, region_view, render_prompt
 from tests.conftest import LOCAL_YAML
 
 TEMPLATE = "[composite]Two panels.\n[marked]Outlined.\n[crop]A crop.\n[coordinates]Box {box}.\nIt is {subject}."
@@ -35,7 +36,7 @@ def test_prompt_keeps_the_lines_of_the_view_and_fills_placeholders():
     box = [0.1, 0.25, 0.5, 0.755]
     assert render_prompt(TEMPLATE, "composite", False, "a red car", box) == "Two panels.\nIt is a red car."
     assert render_prompt(TEMPLATE, "crop", True, "a dog", box) == "A crop.\nBox (100,250),(500,755).\nIt is a dog."
-    assert box_text([0.0, -0.1, 1.2, 0.5004]) == "(0,0),(1000,500)"
+    assert box_coordinates([0.0, -0.1, 1.2, 0.5004]) == "(0,0),(1000,500)"
 
 
 def test_the_shipped_region_prompt_renders_for_every_view():
@@ -64,6 +65,16 @@ def test_composite_view_shows_the_outlined_whole_image_beside_the_crop():
     assert marked.size == (200, 100) and marked.getpixel((150, 25)) == OUTLINE
     crop = region_view(_image(), box, _cfg(view="crop", view_max_side=200))
     assert crop.size == (200, 200) and crop.getpixel((100, 100)) == (255, 255, 255)
+
+
+def test_the_whole_view_is_the_unmarked_image_the_same_for_every_region():
+    """FineViT-VL's box -> caption view: the region is named by its box in the prompt only."""
+    views = [region_view(_image(), box, _cfg(view="whole", view_max_side=200))
+             for box in ([0.75, 0.25, 0.85, 0.45], [0.0, 0.0, 0.5, 0.5])]
+    assert views[0].size == (200, 100) and views[0].tobytes() == views[1].tobytes()
+    expected = _image()
+    expected.thumbnail((200, 200))
+    assert views[0].tobytes() == expected.tobytes()  # no outline drawn
 
 
 def _region(bbox, origin, caption=None, text=None, phrase=None) -> dict:

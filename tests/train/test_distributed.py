@@ -8,6 +8,8 @@ import subprocess
 import sys
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from finecap.train.checkpoint import latest_checkpoint, load_heads, load_vision, read_state
 from finecap.train.logs import read_trace
@@ -64,3 +66,26 @@ def test_fsdp_trains_checkpoints_full_tensors_and_resumes(small_synth, tmp_path)
     assert len(vision.blocks) == 1
     heads = load_heads(latest_checkpoint(tmp_path / "stage2"))
     assert heads["logit_scale"].shape == (1,)
+
+
+@pytest.mark.slow
+@pytest.mark.train
+@pytest.mark.parametrize(("strategy", "stop_at"), [("ddp", None), ("fsdp", 1)])
+def test_text_tower_frozen_then_trained_under_torchrun(small_synth, tmp_path, strategy, stop_at):
+    """Frozen params keep requires_grad (DDP's reducer and FSDP's shards need them): still, then trained.
+
+    The FSDP run stops while frozen and resumes: the frozen tower's optimizer state loads, and
+    the resumed run stays frozen until the step.
+    """
+    schedule = ["model.text.freeze_until_step=2", "model.text.lr_scale=0.5", "run.checkpoint_every=1",
+                "run.keep_checkpoints=3", f"run.strategy={strategy}"]
+    if stop_at:
+        _torchrun(small_synth, tmp_path, f"stage2.steps={stop_at}", *schedule)
+    done = _torchrun(small_synth, tmp_path, "stage2.steps=3", *schedule)
+    assert ("resuming from" in done.stdout) == bool(stop_at)
+    ckpts = [tmp_path / "stage2" / "checkpoints" / f"step-{s:06d}" for s in (1, 2, 3)]
+    text = [load_file(c / "text" / "model.safetensors") for c in ckpts]
+    assert all(torch.equal(text[0][k], text[1][k]) for k in text[0])  # steps 0 and 1: frozen
+    assert any(not torch.equal(text[1][k], text[2][k]) for k in text[1])  # step 2: trained
+    proj = [load_heads(c)["text.proj.weight"] for c in ckpts[:2]]
+    assert not torch.equal(*proj)  # the projection head trains while the encoder is frozen
