@@ -6,8 +6,9 @@ stage III checkpoint as a model folder that vLLM and transformers load (finecap/
 sizes, curriculum and steps were measured on the 2-core CI machine (docs/training.md, "The data
 engine"): the whole training fits the loop's 10-minute budget with the build and the evaluation.
 
-`build_cached` is the model registry's builder for `tiny:finevit-vl`, the embedded default's
-captioner: the registry names its folder by `cache_key`, a hash of everything that decides the
+`build_cached` is the model registry's builder for `tiny:finevit-vl` (meant as the embedded
+default's captioner once it reaches the loop's caption goal; docs/training.md): the registry
+names its folder by `cache_key`, a hash of everything that decides the
 weights (the recipe after overrides, the scene settings, the builder version), so a changed recipe
 trains a new model and an unchanged one is trained once per cache.
 """

@@ -41,7 +41,7 @@ TINY_MODELS: dict[str, TinyModel] = {
     "vlm-a": TinyModel("vlm", 0, "tiny random Idefics3 VLM (captioner A)"),
     "vlm-b": TinyModel("vlm", 1, "tiny random Idefics3 VLM with other weights (captioner B)"),
     "gdino": TinyModel("gdino", 0, "tiny random Grounding DINO detector"),
-    # Not random: trained here on synthetic scenes (minutes on a CPU), so the default build sees;
+    # Not random: trained here on synthetic scenes (minutes on a CPU) by the data engine's recipe;
     # seed 1000 keeps its scenes apart from the sample source's (seed 0, data_engine/scene_model.py).
     "finevit-vl": TinyModel("finevit-vl", 1000, "FineViT-VL trained on synthetic scenes (finecap/data_engine)",
                             trained=True),
