@@ -2,9 +2,9 @@
 
 `train_scene_model` draws scenes with exact captions and boxes (`finecap samples synth`), trains
 stages I, II and III on them with the recipe `train-scenes.yaml` (this package), and exports the
-stage III checkpoint as a model folder that vLLM and transformers load (finecap/export). The recipe's
-sizes, curriculum and steps were measured on the 2-core CI machine (docs/training.md, "The data
-engine"): the whole training fits the loop's 10-minute budget with the build and the evaluation.
+stage III checkpoint as a model folder that vLLM and transformers load (finecap/export). The recipe
+is a first attempt: docs/training.md ("The data engine") has the caption F1 it reached and what
+comes next; neither that goal nor the loop's 10-minute budget has been met yet.
 
 `build_cached` is the model registry's builder for `tiny:finevit-vl` (meant as the embedded
 default's captioner once it reaches the loop's caption goal; docs/training.md): the registry
