@@ -2,7 +2,8 @@
 
 `finecap eval retrieval|grounding` score FineViT checkpoints on finecap shards; `eval zeroshot`,
 `eval retrieval --protocol karpathy` and `eval longtext` run the paper's benchmark protocols on
-files the user has (finecap/train/eval_zeroshot.py, eval_karpathy.py, eval_longtext.py);
+files the user has (finecap/train/eval_zeroshot.py, eval_karpathy.py, eval_longtext.py); `eval
+ablation` scores checkpoints of each stage on the local tasks (finecap/train/eval_ablation.py);
 `finecap eval dataset` scores a built dataset against ground truth (finecap/quality/cli.py).
 """
 
@@ -75,6 +76,15 @@ def _longtext(args: argparse.Namespace) -> int:
                                     split=args.split, limit=args.limit, batch_size=args.batch_size), args.json)
 
 
+def _ablation(args: argparse.Namespace) -> int:
+    from finecap.train.eval_ablation import evaluate_ablation, format_table
+
+    result = evaluate_ablation(args.checkpoints, args.data, train_data=args.train_data, probe_steps=args.probe_steps,
+                               limit=args.limit, work=args.work, overrides=args.set, keep_probes=args.keep_probes)
+    print(json.dumps(result) if args.json else format_table(result))
+    return 0
+
+
 def _common(parser: argparse.ArgumentParser, batch_size: int | None = 64) -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint dir, stage dir or run output")
     parser.add_argument("--limit", type=int, help="use only the first N rows / images")
@@ -126,6 +136,23 @@ def _add_longtext(tasks) -> None:
     p.set_defaults(func=_longtext)
 
 
+def _add_ablation(tasks) -> None:
+    p = tasks.add_parser("ablation", help="the paper's stage ablation: each checkpoint's encoder on the local tasks "
+                         "through one frozen-encoder stage III probe (and stage III as trained)")
+    p.add_argument("--checkpoints", nargs="+", required=True, metavar="CKPT",
+                   help="checkpoint dirs, stage dirs (their latest) or run outputs (each stage's latest)")
+    p.add_argument("--data", required=True, help="held-out finecap output URI the local tasks are scored on")
+    p.add_argument("--train-data", help="finecap output URI the probes train on (default: --data's sibling train)")
+    p.add_argument("--probe-steps", type=int, default=150, help="stage III steps of each probe (default 150)")
+    p.add_argument("--limit", type=int, help="score only the first N held-out rows")
+    p.add_argument("--work", help="folder for the probes' runs (default a temporary folder); removed unless kept")
+    p.add_argument("--keep-probes", action="store_true", help="keep each probe's run under --work")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of every probe's config (run.threads=1, stage3.batch_size=8, ...)")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line (default a table)")
+    p.set_defaults(func=_ablation)
+
+
 def register(subparsers) -> None:
     """Add `train` and `eval` to the `finecap` command."""
     train = subparsers.add_parser("train", help="train a FineViT stage on finecap shards")
@@ -135,7 +162,7 @@ def register(subparsers) -> None:
 
     evaluate = subparsers.add_parser("eval", help="evaluate a FineViT checkpoint or a built dataset")
     tasks = evaluate.add_subparsers(dest="eval_task", required=True)
-    for add in (_add_retrieval, _add_grounding, _add_zeroshot, _add_longtext):
+    for add in (_add_retrieval, _add_grounding, _add_zeroshot, _add_longtext, _add_ablation):
         add(tasks)
     from finecap.quality.cli import add_parser as add_dataset_eval
 
