@@ -8,9 +8,9 @@
   OUT/heldout/report/eval_dataset.json   `finecap eval dataset` of that build against the truth
   OUT/data-engine.json           what ran, its seconds and the headline figures
 
-The held-out build names its trained model `tiny:finevit-vl`, the embedded default's; the loop
-points every such reference at the model it has just trained, so the pipeline file is the one a
-user reads and the figures are this run's.
+The held-out build names its trained model `tiny:finevit-vl` (the registry's cached scene model);
+the loop points every such reference at the model it has just trained, so the pipeline file is the
+one a user reads and the figures are this run's, never a cached model's.
 """
 
 from __future__ import annotations
