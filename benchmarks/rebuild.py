@@ -8,7 +8,7 @@ Method, all in one run on the same sample source, pipelines/local.yaml with dedu
 pass), each build one `run_build` call with its own embedded Ray session as `finecap build` runs:
 1. cold: a full build into OUT_A (the first in this process: the driver's imports are paid here);
 2. rebuild: a copy of pipelines/local.yaml and its prompts/ with one sentence appended to the
-   region prompt (region_context/v1), built on OUT_A: only `regions` recomputes;
+   region prompt (region_context/v2), built on OUT_A: only `regions` recomputes;
 3. full: the same changed config built into a fresh OUT_B: what the rebuild saves you from.
 Busy seconds are the manifests' `stage_seconds` (time inside a stage's call, summed over rows).
 
@@ -57,7 +57,7 @@ os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 # No quality stage: it reads the regions, so it (and the phrases it reads) would rerun too, and
 # this benchmark measures a regions-only rebuild against the full build's regions stage.
 OVERRIDES = ["dedup.enabled=false", "quality.enabled=false"]
-REGION_PROMPT = "prompts/region_context/v1.txt"
+REGION_PROMPT = "prompts/region_context/v2.txt"
 ADDED_SENTENCE = "Mention the region's shape and size relative to the whole image."
 CHANGED = "regions"
 REBUILD_STAGES = {"read", CHANGED}  # read: the committed rows read back

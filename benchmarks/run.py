@@ -23,6 +23,7 @@ REPO = HERE.parent
 
 # name (benchmarks/NAME.py) -> arguments of the quick and the full run. Add a line per benchmark.
 BENCHMARKS: dict[str, dict[str, list[str]]] = {
+    "balanced_regions": {"quick": ["--scenes", "4", "--cap", "2"], "full": []},
     "caption_stage": {"quick": ["--images", "12", "--max-tokens", "16"], "full": ["--in-process"]},
     "cpu_overhead": {"quick": ["--images", "32", "--floor-repeats", "2"], "full": []},
     "dedup_scale": {"quick": ["--rows", "20000"], "full": []},
@@ -34,11 +35,13 @@ BENCHMARKS: dict[str, dict[str, list[str]]] = {
     "ocr_throughput": {"quick": ["--images", "8", "--chunk", "4"], "full": []},
     "phash_distances": {"quick": ["--scenes", "40"], "full": []},
     "rebuild": {"quick": ["--scenes", "3"], "full": []},
+    "region_prefill": {"quick": ["--scenes", "2", "--turns", "1"], "full": ["--block-size", "32"]},
     "sink_write": {"quick": ["--rows", "1024", "--shard-rows", "512", "--repeats", "3"], "full": []},
     "stage_rates": {"quick": ["--images", "2"], "full": []},
     "train_data_wait": {"quick": ["--steps", "15", "--rows", "200"], "full": ["--steps", "60", "--rows", "600"]},
 }
-NOT_BENCHMARKS = {"__init__", "record", "run"}
+# gpu_rates writes a GPU node's rates file for `finecap plan` (docs/plan.md): not a CPU ratio.
+NOT_BENCHMARKS = {"__init__", "record", "run", "gpu_rates"}
 
 
 def unlisted() -> list[str]:

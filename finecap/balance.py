@@ -1,8 +1,16 @@
 """`finecap balance OUTPUT_URI`: class-balanced selection of regions over a whole output.
 
 As in the paper, frequent categories are capped (at `--cap` instances) and rarer ones are kept
-whole. The selection is a list of (key, region index) pairs, not a copy of the data: image
-bytes are never read or rewritten, and a trainer joins the selection with the shards it streams.
+whole: a category is capped only when it has more than `--cap` instances and at least
+`--keep-below` (the paper's 100k and 1k). With keep_below above the cap, categories between the
+two are kept whole too: only clearly frequent categories are cut. OCR regions are exempt unless `--origin ocr` is given: they all
+sit in one category `text`, and their caption is their OCR text, so capping them saves no model
+call and drops text lines. A balanced build (finecap/runtime/balanced_build.py) writes the same
+selection between its two passes and captions only the selected regions.
+
+The selection is a list of (key, region index) pairs, not a copy of the data: image bytes are
+never read or rewritten, and the trainer joins the selection with the shards it streams
+(finecap/balance_selection.py reads it).
 Which instances of a capped category survive is decided by a hash of (seed, key, region index),
 so the same output and arguments always give the same selection, whatever the shard order.
 
@@ -18,7 +26,10 @@ Written under `--out` (default OUTPUT_URI/balance), summary last:
                                    category (string), origin (string); one file per data shard
                                    with selected regions, sorted by key and region
     categories.parquet             category, instances, selected; sorted by instances, descending
-    summary.json                   arguments, totals and the input's config hashes
+    summary.json                   arguments, totals, the input's config hashes, `inputs` (per shard,
+                                   the fingerprint of what the regions read: detect and ocr) and
+                                   `digest`, a hash of arguments and inputs: the selection is a pure
+                                   function of them, so equal digests mean equal selections
 """
 
 from __future__ import annotations
@@ -51,11 +62,16 @@ class BalanceSummary:
     cap: int
     seed: int
     origins: list[str]
+    keep_below: int = 0
     shards: int = 0
+    images: int = 0  # data rows of the output (the planner's regions per image)
     regions: int = 0  # regions of the chosen origins that have a category
     selected: int = 0
     categories: int = 0
     capped_categories: int = 0
+    selected_by_origin: dict[str, int] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)
+    digest: str = ""
     config_hashes: list[str] = field(default_factory=list)
     finecap_version: str = __version__
 
@@ -94,19 +110,29 @@ def _splitmix(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
+# What the regions stage reads: a selection stays valid while these stages' fingerprints do.
+REGION_INPUTS = ("detect", "ocr")
+
+
 def balance(output: str, cap: int, seed: int = 0, origins: list[str] | None = None,
-            out: str | None = None) -> BalanceSummary:
+            out: str | None = None, keep_below: int = 0) -> BalanceSummary:
     if cap < 1:
         raise BalanceError(f"--cap must be >= 1, got {cap}")
-    origins = sorted(origins or ["detector", "ocr"])
+    if keep_below < 0:
+        raise BalanceError(f"--keep-below must be >= 0, got {keep_below}")
+    origins = sorted(origins or ["detector"])
     shards = committed_shards(output)
     if not shards:
         raise BalanceError(f"no committed shards under {output} (no _manifest/*.json)")
     out = out or storage.join(output, "balance")
-    summary = BalanceSummary(output, out, cap, seed, origins, shards=len(shards),
+    summary = BalanceSummary(output, out, cap, seed, origins, keep_below, shards=len(shards),
+                             images=sum(s.manifest.get("rows_written", 0) for s in shards),
+                             inputs={s.shard_id: region_inputs(s.manifest) for s in shards},
                              config_hashes=sorted({s.manifest["config_hash"] for s in shards}))
+    summary.digest = selection_digest(cap, keep_below, seed, origins, summary.inputs)
     counts = _count(shards, origins)
-    capped = {c: n for c, n in zip(counts["category"], counts["instances"], strict=True) if n > cap}
+    capped = {c: n for c, n in zip(counts["category"], counts["instances"], strict=True)
+              if n > cap and n >= keep_below}
     selection = _select(shards, origins, cap, seed, capped)
     per_category = selection.group_by("category").agg(pl.len().alias("selected"))
     categories = (counts.join(per_category, on="category", how="left")
@@ -114,6 +140,8 @@ def balance(output: str, cap: int, seed: int = 0, origins: list[str] | None = No
                   .sort(["instances", "category"], descending=[True, False]))
     summary.regions, summary.selected = int(counts["instances"].sum() or 0), selection.height
     summary.categories, summary.capped_categories = counts.height, len(capped)
+    by_origin = selection.group_by("origin").agg(pl.len().alias("n"))
+    summary.selected_by_origin = {o: int(n) for o, n in sorted(zip(by_origin["origin"], by_origin["n"], strict=True))}
     storage.remove(storage.join(out, "summary.json"))  # a rerun is complete again only when rewritten
     storage.remove(storage.join(out, "selection"), recursive=True)
     for shard, part in selection.partition_by("shard", as_dict=True, maintain_order=True).items():
@@ -121,6 +149,19 @@ def balance(output: str, cap: int, seed: int = 0, origins: list[str] | None = No
     _write(storage.join(out, "categories.parquet"), categories)
     storage.write_bytes(storage.join(out, "summary.json"), json.dumps(asdict(summary), indent=2).encode())
     return summary
+
+
+def region_inputs(manifest: dict) -> str:
+    """The fingerprint of what a shard's regions came from (its detect and ocr fingerprints)."""
+    prints = manifest.get("fingerprints") or {}
+    text = json.dumps([prints.get(stage) for stage in REGION_INPUTS])
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def selection_digest(cap: int, keep_below: int, seed: int, origins: list[str], inputs: dict[str, str]) -> str:
+    text = json.dumps({"cap": cap, "keep_below": keep_below, "seed": seed, "origins": sorted(origins),
+                       "inputs": dict(sorted(inputs.items()))}, sort_keys=True)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def _count(shards: list[CommittedShard], origins: list[str]) -> pl.DataFrame:

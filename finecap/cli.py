@@ -87,7 +87,7 @@ def _report(args: argparse.Namespace) -> int:
 def _balance(args: argparse.Namespace) -> int:
     from finecap.balance import balance
 
-    summary = balance(args.output, args.cap, args.seed, args.origin, args.out)
+    summary = balance(args.output, args.cap, args.seed, args.origin, args.out, args.keep_below)
     print(f"balanced {summary.output}: {summary.line()}")
     return 0
 
@@ -165,8 +165,11 @@ def make_parser() -> argparse.ArgumentParser:
     bal.add_argument("output", help="a finecap output (URI)")
     bal.add_argument("--cap", type=int, default=100_000, help="most instances kept per category (default 100000)")
     bal.add_argument("--seed", type=int, default=0, help="which instances a capped category keeps")
+    bal.add_argument("--keep-below", type=int, default=0,
+                     help="categories with fewer instances are kept whole, even above the cap (default 0)")
     bal.add_argument("--origin", action="append", choices=["detector", "ocr"],
-                     help="count only regions of this origin (repeatable; default both)")
+                     help="balance regions of this origin (repeatable; default detector: OCR regions, "
+                          "captioned with their own text, are all kept)")
     bal.add_argument("--out", help="where to write the selection (default OUTPUT/balance)")
     bal.set_defaults(func=_balance)
 

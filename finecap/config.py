@@ -14,6 +14,7 @@ from typing import Literal
 
 import yaml
 
+from finecap.config_balance import BalanceConfig
 from finecap.config_captioners import (  # noqa: F401 (re-exported)
     CaptionerConfig,
     EngineConfig,
@@ -22,6 +23,7 @@ from finecap.config_captioners import (  # noqa: F401 (re-exported)
 )
 from finecap.config_quality import QualityConfig
 from finecap.config_resources import Resources
+from finecap.engines.base import IMAGE_MARKER
 from finecap.phrase_nouns import ABSTRACT_NOUNS, GENERIC_NOUNS
 from finecap.prompts import load_prompt, region_template
 from finecap.typed_config import ConfigError, load_yaml, parse_override, to_dict  # noqa: F401 (re-exported)
@@ -292,15 +294,21 @@ class RegionsConfig:
 
     enabled: bool = False
     captioner: CaptionerConfig | None = None  # its `prompt` is the region prompt
-    # What picture the VLM gets per region (one image per request, so views are composed):
+    # What picture the VLM gets per region (stages/region_views.py):
     # composite = the whole image with the region outlined beside an enlarged crop;
     # marked = the whole image with the region outlined; crop = the crop alone; whole = the image
-    # as it is, the region named only by its {box} in the prompt (what FineViT-VL was trained on).
-    view: Literal["composite", "marked", "crop", "whole"] = "composite"
+    # as it is, the region named only by its {box} in the prompt (what FineViT-VL was trained on);
+    # shared = two images per request: the whole image as it is, identical for all regions of an
+    # image so the engine's prefix cache computes it once, then the crop (at view_max_side / 2),
+    # the region named by its {box} in the prompt (two {image} lines in it place the images).
+    view: Literal["composite", "marked", "crop", "whole", "shared"] = "composite"
     coordinates: bool = False  # also give the box in the prompt as 0-1000 integers
     view_max_side: int = field(default=448, metadata={"min": 32})  # per panel
     crop_padding: float = field(default=0.1, metadata={"min": 0.0, "max": 1.0})  # context around a crop
-    caption_ocr_regions: bool = True  # false: OCR regions are captioned with their text
+    # OCR regions are captioned with their own text, as the paper does and as stage III's
+    # box -> OCR task reads them (a VLM's sentence about a word's box is not what it teaches);
+    # true sends the OCR regions of images that are not document-like to the VLM instead.
+    caption_ocr_regions: bool = False
     # Region captions per engine call: large enough for continuous batching, small enough that
     # the composed views of one call fit in memory.
     requests_per_call: int = field(default=256, metadata={"min": 1})
@@ -329,6 +337,7 @@ class PipelineConfig:
     phrases: PhrasesConfig = field(default_factory=PhrasesConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
     ocr: OcrConfig = field(default_factory=OcrConfig)
+    balance: BalanceConfig = field(default_factory=BalanceConfig)
     regions: RegionsConfig = field(default_factory=RegionsConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -376,6 +385,7 @@ def _check(config: PipelineConfig) -> None:
         for i, captioner in enumerate(config.caption.captioners):
             _check_captioner(config, captioner, f"caption.captioners.{i}")
     _check_region_stages(config)
+    _check_balance(config)
     _check_restarts(config)
 
 
@@ -416,9 +426,24 @@ def _check_region_stages(config: PipelineConfig) -> None:
     prompt = _check_captioner(config, regions.captioner, "regions.captioner")
     if regions.coordinates and "{box}" not in prompt.text:
         raise ConfigError(f"regions.coordinates: prompt {prompt.id} has no {{box}} placeholder")
-    if regions.view == "whole" and "{box}" not in region_template(prompt.text, "whole", regions.coordinates):
-        raise ConfigError(f"regions.view: 'whole' names the region by its box, and prompt {prompt.id} "
-                          "has no {box} placeholder")
+    text = region_template(prompt.text, regions.view, regions.coordinates)
+    if regions.view in ("whole", "shared") and "{box}" not in text:
+        raise ConfigError(f"regions.view: {regions.view!r} names the region by its box, and prompt {prompt.id} "
+                          "has no {box} placeholder for it")
+    markers, wanted = text.count(IMAGE_MARKER), 2 if regions.view == "shared" else 0
+    if markers != wanted:  # shared: one marker where each of its two images goes
+        raise ConfigError(f"regions.view: prompt {prompt.id} needs {wanted} {IMAGE_MARKER} line(s) for view "
+                          f"{regions.view!r}, found {markers}")
+
+
+def _check_balance(config: PipelineConfig) -> None:
+    balance = config.balance
+    if (balance.enabled or balance.selection) and not config.regions.enabled:
+        key = "balance.enabled" if balance.enabled else "balance.selection"
+        raise ConfigError(f"{key}: the balance selects which regions the regions stage captions; enable regions")
+    if balance.enabled and balance.selection:
+        raise ConfigError("balance.selection: a balanced build (balance.enabled) writes its own selection; "
+                          "set one or the other")
 
 
 def _check_detector(config: PipelineConfig) -> None:

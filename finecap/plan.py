@@ -51,11 +51,22 @@ class NodeShape:
 
 
 @dataclass
+class TrainingRate:
+    """A trainer step's measured speed (benchmarks/gpu_rates.py): shown beside the plan, not part of a build."""
+
+    samples_per_s: float  # on `gpus` GPUs together
+    gpus: float = field(default=1.0, metadata={"min": 0})
+    mfu: float | None = field(default=None, metadata={"min": 0, "max": 1})  # model FLOPs utilisation
+    note: str = ""
+
+
+@dataclass
 class Rates:
     label: str  # what the figures are: measured where, or assumed
     stages: dict[str, StageRate]
     measured: bool = False
     node: NodeShape = field(default_factory=NodeShape)
+    training: dict[str, TrainingRate] = field(default_factory=dict)
 
 
 def check_rates(rates: Rates) -> Rates:
@@ -67,6 +78,11 @@ def check_rates(rates: Rates) -> Rates:
             raise ConfigError(f"stages.{name}.items_per_s: must be > 0 (got {stage.items_per_s!r})")
         if stage.gpus == 0 and stage.cpus == 0:
             raise ConfigError(f"stages.{name}: a worker must hold gpus or cpus (both are 0)")
+    for name, train in rates.training.items():
+        if not train.samples_per_s > 0:
+            raise ConfigError(f"training.{name}.samples_per_s: must be > 0 (got {train.samples_per_s!r})")
+        if not train.gpus > 0:
+            raise ConfigError(f"training.{name}.gpus: must be > 0 (got {train.gpus!r})")
     return rates
 
 
@@ -167,6 +183,11 @@ class Plan:
     cpu_core_hours: float
     cpu_core_hours_busy: float
     stages: list[StagePlan]
+    # Detector regions per image the regions stage captions with the VLM (OCR regions take their
+    # OCR text): None without a regions stage; where it came from (the rates file or a flag).
+    regions_per_image: float | None = None
+    regions_from: str = "rates file"
+    training: dict[str, dict] = field(default_factory=dict)
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -221,6 +242,7 @@ def make_plan(rates: Rates, images: int, nodes: int = 1, gpus_per_node: int | No
         ))
     stream_seconds = images / pace
     wall = stream_seconds + after
+    regions = rates.stages.get("regions")
     return Plan(
         images=images, nodes=nodes, gpus_per_node=gpus_node, cpus_per_node=cpus_node,
         label=rates.label, measured=rates.measured, images_per_s=pace,
@@ -228,6 +250,9 @@ def make_plan(rates: Rates, images: int, nodes: int = 1, gpus_per_node: int | No
         wall_seconds=wall, gpu_hours=total_gpus * wall / 3600,
         gpu_hours_busy=sum(p.gpu_hours for p in plans), cpu_core_hours=total_cpus * wall / 3600,
         cpu_core_hours_busy=sum(p.cpu_core_hours for p in plans), stages=plans,
+        regions_per_image=regions.items_per_image if regions else None,
+        training={name: {**asdict(t), "gpu_hours_per_million_samples": 1e6 * t.gpus / t.samples_per_s / 3600}
+                  for name, t in rates.training.items()},
     )
 
 
@@ -249,6 +274,9 @@ def format_plan(plan: Plan, rates: Rates) -> list[str]:
     ]
     if not plan.measured:
         lines.append("warning: these rates are not measurements; replace them with your own (docs/plan.md)")
+    if plan.regions_per_image is not None:
+        lines.append(f"regions: {plan.regions_per_image:.3g} detector regions per image get a VLM caption "
+                     f"(from {plan.regions_from}); OCR regions take their OCR text, no VLM request")
     binding = "gpu_s_per_image" if plan.binding == "gpus" else "cpu_s_per_image"
     total = sum(getattr(s, binding) for s in plan.stages if not s.after_build) or 1.0
     lines += ["", f"{'stage':<10} {'img/s/worker':>12} {'holds':>14} {'GPU-s/img':>10} {'CPU-s/img':>10} "
@@ -272,6 +300,13 @@ def format_plan(plan: Plan, rates: Rates) -> list[str]:
         f"CPU-core-hours: {plan.cpu_core_hours:,.1f} held by the cluster, {plan.cpu_core_hours_busy:,.1f} busy",
         "(steady state: model loading, the pipeline's fill and drain and whole-worker rounding are not counted)",
     ]
+    if plan.training:
+        lines += ["", "training (from the rates file; not part of the build):"]
+        for name, t in plan.training.items():
+            mfu = f", MFU {100 * t['mfu']:.1f}%" if t["mfu"] is not None else ""
+            lines.append(f"  {name}: {t['samples_per_s']:,.1f} samples/s on {t['gpus']:g} GPU{mfu}; "
+                         f"{t['gpu_hours_per_million_samples']:,.2f} GPU-hours per million samples"
+                         + (f" ({t['note']})" if t["note"] else ""))
     return lines
 
 
@@ -284,12 +319,28 @@ def add_parser(sub) -> None:
     plan.add_argument("--nodes", type=int, default=1, help="nodes (K, default 1)")
     plan.add_argument("--gpus-per-node", type=int, help="GPUs per node (G; default from the rates file)")
     plan.add_argument("--cpus-per-node", type=int, help="CPUs per node (default from the rates file)")
+    plan.add_argument("--selection", help="a balanced selection (OUT/balance, written by `finecap balance OUT`): "
+                      "the regions stage captions its selected detector regions per image")
+    plan.add_argument("--regions-per-image", type=float, help="detector regions per image the regions stage "
+                      "captions (replaces the rates file's regions items_per_image)")
     plan.add_argument("--json", action="store_true", help="print one JSON object")
     plan.set_defaults(func=run_plan_command)
 
 
 def run_plan_command(args) -> int:
-    rates = load_rates(args.rates) if args.rates else measured_rates()
+    from finecap.plan_inputs import PlanInputError, apply_regions, regions_override
+
+    override = regions_override(args.selection, args.regions_per_image)
+    flag = "--selection" if args.selection is not None else "--regions-per-image"
+    if override is not None and not args.rates:
+        # stage_rates measures the regions stage per input image (its regions inside): no per-region rate.
+        raise PlanInputError(f"{flag}: needs --rates FILE whose regions items_per_s is regions/s (the default "
+                             "rates measure the regions stage per image)")
+    rates = apply_regions(load_rates(args.rates) if args.rates else measured_rates(), override, flag)
     plan = make_plan(rates, args.images, args.nodes, args.gpus_per_node, args.cpus_per_node)
+    if not args.rates:
+        plan.regions_per_image = None
+    elif override is not None:
+        plan.regions_from = override.source
     print(plan.to_json() if args.json else "\n".join(format_plan(plan, rates)))
     return 0

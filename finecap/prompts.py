@@ -33,20 +33,28 @@ def load_prompt(prompts_dir: Path, prompt_id: str) -> Prompt:
     return Prompt(id=prompt_id, text=path.read_text().strip())
 
 
-_VIEW_TAG = re.compile(r"^\[(composite|marked|crop|whole|coordinates)\]\s*")
+VIEWS = ("composite", "marked", "crop", "whole", "shared")  # regions.view's values
+_TAG = re.compile(r"^\[([a-z|]+)\]\s*")
 
 
 def region_template(template: str, view: str, coordinates: bool) -> str:
-    """A region prompt's lines for one view: a line tagged `[composite]`, `[marked]`, `[crop]` or
-    `[whole]` is kept (without its tag) only for that view, one tagged `[coordinates]` only when
-    coordinates are on; untagged lines always."""
+    """A region prompt's lines for one view. A line may start with tags: a view tag such as
+    `[composite]` or `[shared]`, or several views at once (`[composite|marked|crop]`), keeps the
+    line (without its tags) only for those views; `[coordinates]` only when coordinates are on;
+    both (`[crop][coordinates]`) only when both hold. Untagged lines are always kept."""
     kept = []
     for line in template.splitlines():
-        match = _VIEW_TAG.match(line)
-        if match:
-            tag = match.group(1)
-            if (tag == "coordinates" and not coordinates) or (tag != "coordinates" and tag != view):
-                continue
+        views, needs_coordinates = set(), False
+        while match := _TAG.match(line):
+            names = set(match.group(1).split("|"))
+            if names == {"coordinates"}:
+                needs_coordinates = True
+            elif names <= set(VIEWS):
+                views |= names
+            else:
+                break  # not a tag: the text starts here
             line = line[match.end() :]
+        if (views and view not in views) or (needs_coordinates and not coordinates):
+            continue
         kept.append(line)
     return "\n".join(kept)

@@ -26,7 +26,8 @@ CAP = 50
 
 def _region(category: str, origin: str) -> dict:
     return {"bbox": [0.1, 0.1, 0.5, 0.5], "phrase": category, "category": category, "score": 0.9,
-            "origin": origin, "caption": None, "caption_model": None, "ocr_text": None}
+            "origin": origin, "caption": None, "caption_model": None,
+            "ocr_text": "EXIT" if origin == "ocr" else None}
 
 
 def write_output(root: Path, seed: int = 0, shuffle_rows: bool = False) -> dict[tuple[str, int], str]:
@@ -71,7 +72,7 @@ def output(tmp_path):
 
 def test_caps_frequent_categories_and_keeps_rare_ones_whole(output):
     out, truth = output
-    summary = balance(str(out), cap=CAP)
+    summary = balance(str(out), cap=CAP, origins=["detector", "ocr"])
     selection = read_selection(out / "balance")
     counts = Counter(selection["category"].to_list())
     expected = {**DISTRIBUTION, "text": OCR_TEXT}
@@ -92,8 +93,8 @@ def test_caps_frequent_categories_and_keeps_rare_ones_whole(output):
 def test_same_input_same_selection_whatever_the_row_order(tmp_path):
     write_output(tmp_path / "a")
     write_output(tmp_path / "b", shuffle_rows=True)
-    balance(str(tmp_path / "a"), cap=CAP)
-    balance(str(tmp_path / "b"), cap=CAP)
+    first_summary = balance(str(tmp_path / "a"), cap=CAP)
+    assert balance(str(tmp_path / "b"), cap=CAP).digest == first_summary.digest
     again = balance(str(tmp_path / "a"), cap=CAP, out=str(tmp_path / "again"))
     first = read_selection(tmp_path / "a" / "balance")
     assert first.equals(read_selection(tmp_path / "b" / "balance"))
@@ -102,8 +103,9 @@ def test_same_input_same_selection_whatever_the_row_order(tmp_path):
 
 def test_another_seed_picks_other_instances_of_capped_categories_only(output):
     out, _ = output
-    balance(str(out), cap=CAP, seed=0, out=str(out / "s0"))
-    balance(str(out), cap=CAP, seed=1, out=str(out / "s1"))
+    both = ["detector", "ocr"]
+    s0_summary = balance(str(out), cap=CAP, seed=0, origins=both, out=str(out / "s0"))
+    assert balance(str(out), cap=CAP, seed=1, origins=both, out=str(out / "s1")).digest != s0_summary.digest
     s0, s1 = read_selection(out / "s0"), read_selection(out / "s1")
     for category, n in {**DISTRIBUTION, "text": OCR_TEXT}.items():
         a = s0.filter(pl.col("category") == category)
@@ -120,13 +122,29 @@ def test_short_candidate_lists_are_rescanned_to_the_exact_selection(output, monk
     assert read_selection(out / "normal").equals(read_selection(out / "narrow"))
 
 
-def test_origin_filter_and_command_line(output, capsys):
+def test_ocr_regions_are_exempt_unless_asked_for_and_the_command_line(output, capsys):
     out, _ = output
-    assert main(["balance", str(out), "--cap", str(CAP), "--origin", "detector"]) == 0
+    assert main(["balance", str(out), "--cap", str(CAP)]) == 0
     assert "categories capped at 50" in capsys.readouterr().out
-    assert "text" not in read_selection(out / "balance")["category"].to_list()
+    summary = json.loads((out / "balance" / "summary.json").read_text())
+    assert summary["origins"] == ["detector"] and "text" not in read_selection(out / "balance")["category"].to_list()
+    assert summary["selected_by_origin"] == {"detector": 50 + 50 + 50 + 17 + 2}
+    assert main(["balance", str(out), "--cap", str(CAP), "--origin", "ocr", "--origin", "detector"]) == 0
+    summary = json.loads((out / "balance" / "summary.json").read_text())
+    assert summary["selected_by_origin"] == {"detector": 169, "ocr": CAP}
     assert main(["balance", str(out), "--cap", "0"]) == 2
+    assert main(["balance", str(out), "--cap", "10", "--keep-below", "-1"]) == 2
     assert main(["balance", str(out / "nothing-here")]) == 2
+
+
+def test_keep_below_keeps_small_categories_whole_and_the_summary_says_what_was_read(output):
+    out, _ = output
+    summary = balance(str(out), cap=17, keep_below=100)  # dog (50) is above the cap but under 100
+    counts = Counter(read_selection(out / "balance")["category"].to_list())
+    assert counts == {"car": 17, "person": 17, "dog": 50, "bicycle": 17, "zebra": 2}
+    assert summary.capped_categories == 2
+    assert summary.images == 0  # the fixture's manifests carry no counts; a build's do
+    assert set(summary.inputs) == {f"part-{s:06d}" for s in range(4)} and summary.digest.startswith("sha256:")
 
 
 def test_image_bytes_are_not_rewritten(output):

@@ -133,3 +133,33 @@ def test_measured_defaults_come_from_recorded_results(tmp_path):
     assert rates.stages["caption"].items_per_s == 8.0 and rates.node.cpus == 2
     with pytest.raises(ConfigError, match="--rates"):
         measured_rates(tmp_path / "empty")
+
+
+def test_training_figures_are_checked_and_shown_beside_the_plan(tmp_path, capsys):
+    data = json.loads(json.dumps(EXAMPLE))
+    data["training"] = {"stage2": {"samples_per_s": 100.0, "gpus": 1, "mfu": 0.4, "note": "measured here"}}
+    path = _write(tmp_path, data)
+    assert main(["plan", "--images", "7200", "--rates", str(path)]) == 0
+    out = capsys.readouterr().out
+    # 10^6 samples / 100 per s on 1 GPU = 10^4 s = 2.78 GPU-hours
+    assert "  stage2: 100.0 samples/s on 1 GPU, MFU 40.0%; 2.78 GPU-hours per million samples (measured here)" in out
+    assert main(["plan", "--images", "7200", "--rates", str(path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["training"]["stage2"]["gpu_hours_per_million_samples"] == pytest.approx(1e6 / 100 / 3600)
+    assert "training" not in "\n".join(format_lines(example()))  # no section without figures
+
+
+@pytest.mark.parametrize(("value", "key"), [({"samples_per_s": 0}, "training.stage2.samples_per_s"),
+                                            ({"samples_per_s": 1, "mfu": 1.5}, "training.stage2.mfu"),
+                                            ({"samples_per_s": 1, "gpus": 0}, "training.stage2.gpus")])
+def test_bad_training_figures_name_the_key(tmp_path, value, key):
+    data = json.loads(json.dumps(EXAMPLE))
+    data["training"] = {"stage2": value}
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_rates(_write(tmp_path, data))
+
+
+def format_lines(rates: Rates) -> list[str]:
+    from finecap.plan import format_plan
+
+    return format_plan(make_plan(rates, 7200), rates)

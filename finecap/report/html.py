@@ -69,6 +69,8 @@ def _sections(s: dict) -> list[tuple[str, str]]:
         ("Regions by origin", table(["origin", "regions", "images with", "mean per image", "max per image",
                                       "mean box area"], origins)),
         ("Region captions by model", table(["caption model", "regions"], list(map(list, s["regions"]["captioned_by"].items())))),
+        ("Regions without a caption: failed generations", table(["reason", "regions"], list(map(
+            list, s.get("region_caption_failures", {}).items())))),
         ("Top categories", table(["origin", "category", "regions"], categories)),
         ("Rejects by stage and reason", table(["stage", "reason", "rows"], rejects)),
         ("Image sizes", table(["", "mean", "min", "max"], sizes)),

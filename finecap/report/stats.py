@@ -148,9 +148,11 @@ def _nested(counts: Counter) -> dict:
 def _manifest_facts(manifests: dict[str, dict]) -> dict:
     """Counts, stage times and provenance recorded by the shard manifests."""
     seconds: Counter = Counter()
+    failures: Counter = Counter()  # regions kept without a caption, by why their generation failed
     models, prompts = {}, {}
     for manifest in manifests.values():
         seconds.update(manifest.get("stage_seconds", {}))
+        failures.update(manifest.get("region_caption_failures", {}))
         for model in manifest.get("models", []):
             models[json.dumps(model, sort_keys=True)] = model
         prompts.update(manifest.get("prompts", {}))
@@ -160,6 +162,7 @@ def _manifest_facts(manifests: dict[str, dict]) -> dict:
         "rows_in": rows_in,
         "stage_seconds": {k: round(v, 3) for k, v in sorted(seconds.items())},
         "stage_seconds_per_row": {k: round(v / rows_in, 5) for k, v in sorted(seconds.items())} if rows_in else {},
+        "region_caption_failures": dict(sorted(failures.items())),
         "provenance": {
             "config_hashes": sorted({m.get("config_hash") for m in manifests.values()} - {None}),
             "finecap_versions": sorted({m.get("finecap_version") for m in manifests.values()} - {None}),

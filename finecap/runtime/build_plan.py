@@ -52,20 +52,10 @@ def plan_build(config: PipelineConfig, output_manifests: dict[str, dict],
     """Plan a build of `config` into its output, whose committed manifests are given (`specs`:
     the source's shard plan when the caller has it already)."""
     output = config.output.uri
-    base, base_version = output, latest_version(output)
-    if config.source.kind == FROM_KIND:
-        base = config.source.uri
-        base_version = latest_version(base)
-        if base_version is None:
-            raise ResumeRefused(f"source.uri: {base} has no FineCap versions to build from "
-                                "(not a FineCap output, or built by a FineCap without versions)")
-        config = replace(config, source=SourceConfig(**base_version["source_config"]))
-        source_print = StagePrint.from_json(SOURCE, base_version["stages"][SOURCE])
-        prints = pipeline_prints(config, source_print)
-        base_manifests = committed_manifests(base)
-    else:
-        prints = pipeline_prints(config)
-        base_manifests = output_manifests
+    base = config.source.uri if config.source.kind == FROM_KIND else output
+    base_version = latest_version(base)
+    config, prints = planned_prints(config)
+    base_manifests = output_manifests if base == output else committed_manifests(base)
     fingerprints = fingerprints_of(prints)
     specs = specs if specs is not None and base == output else _specs(config, base, base_manifests)
     todo, rebuild = [], RebuildPlan()
@@ -89,6 +79,26 @@ def plan_build(config: PipelineConfig, output_manifests: dict[str, dict],
     plan = BuildPlan(config, prints, specs, todo, rebuild if rebuild.shards else None, version)
     plan.lines = _lines(plan, base)
     return plan
+
+
+def planned_prints(config: PipelineConfig) -> tuple[PipelineConfig, dict[str, StagePrint]]:
+    """The fingerprints a build of `config` gives, and the config it runs: with --from, the
+    earlier output's source and source fingerprint (so its unchanged stages match)."""
+    if config.source.kind != FROM_KIND:
+        return config, pipeline_prints(config)
+    base_version = latest_version(config.source.uri)
+    if base_version is None:
+        raise ResumeRefused(f"source.uri: {config.source.uri} has no FineCap versions to build from "
+                            "(not a FineCap output, or built by a FineCap without versions)")
+    config = replace(config, source=SourceConfig(**base_version["source_config"]))
+    return config, pipeline_prints(config, StagePrint.from_json(SOURCE, base_version["stages"][SOURCE]))
+
+
+def source_shard_ids(config: PipelineConfig) -> list[str]:
+    """Every shard a build of `config` writes: the source's, or with --from, the earlier output's."""
+    if config.source.kind == FROM_KIND:
+        return sorted(committed_manifests(config.source.uri))
+    return [spec.shard_id for spec in make_source(config).plan()]
 
 
 def _specs(config: PipelineConfig, base: str, base_manifests: dict[str, dict]) -> list[ShardSpec]:

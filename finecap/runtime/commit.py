@@ -11,6 +11,10 @@ piece wins, so a row staged twice by a retried task is written once. A shard rea
 its own run staged (`_staging/RUN/SHARD/`), and a piece reported after its shard committed is
 dropped (`route_piece`): its files, never named by a manifest, are orphans the next build's
 `remove_orphans` (or the run's staging cleanup) deletes.
+
+What stages count per row (`_counts_NAME` working columns, e.g. `region_caption_failures`) comes
+in the piece reports per key and is summed over the rows the shard writes, each key once, into
+the manifest's NAME; the data files never hold it.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ class ShardProgress:
     keys: set = field(default_factory=set)
     pieces: list = field(default_factory=list)  # piece rows (dicts) in arrival order
     seconds: Counter = field(default_factory=Counter)
+    # {NAME: Counter(reason: n)} over the rows the commit writes (each key once): the manifest's NAME
+    counts: dict = field(default_factory=dict)
 
     def add(self, piece: dict) -> None:
         if piece.get("final"):
@@ -61,6 +67,7 @@ class ShardProgress:
         self.keys |= new_keys
         self.pieces.append(piece)
         self.seconds.update(json.loads(piece["stage_seconds"]))
+        self._count(piece, new_keys)  # `_merge` keeps the first piece's row of a key, as here
 
     def _add_final(self, piece: dict) -> None:
         """A worker wrote the whole shard: its report replaces any pieces staged so far."""
@@ -73,6 +80,15 @@ class ShardProgress:
         self.keys = set(piece["keys"])
         self.pieces = [piece]
         self.seconds = Counter(json.loads(piece["stage_seconds"]))
+        self.counts = {}
+        self._count(piece, self.keys)
+
+    def _count(self, piece: dict, keys: set) -> None:
+        for name, per_key in json.loads(piece.get("counts") or "{}").items():
+            total = self.counts.setdefault(name, Counter())
+            for key, reasons in per_key.items():
+                if key in keys:
+                    total.update(reasons)
 
     @property
     def final_piece(self) -> dict | None:
@@ -133,6 +149,7 @@ def _manifest_facts(progress: ShardProgress, run_facts: dict) -> dict:
             k: round(progress.rows_in / v, 3) for k, v in sorted(progress.seconds.items()) if v > 0
         },
         "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **{name: dict(sorted(c.items())) for name, c in sorted(progress.counts.items())},
         **run_facts,
     }
 

@@ -13,7 +13,8 @@ from finecap.config import ConfigError, PipelineConfig
 from finecap.dataset.writer import remove_orphans
 from finecap.prompts import load_prompt
 from finecap.redact import public_uri
-from finecap.runtime.build_plan import FROM_KIND, BuildPlan, complete_version, plan_build
+from finecap.runtime.balanced_build import run_balanced
+from finecap.runtime.build_plan import FROM_KIND, BuildPlan, complete_version, plan_build, source_shard_ids
 from finecap.runtime.commit import ShardProgress, commit_shard, route_piece
 from finecap.runtime.graph import build_dataset
 from finecap.runtime.isolation import crash_journal, run_failure
@@ -99,6 +100,14 @@ def run_build(config: PipelineConfig, resume: bool = True) -> BuildSummary:
     # plans from that output's manifests instead).
     specs = None if config.source.kind == FROM_KIND else make_source(config).plan()
     with output_lock(output, config.run, "build") as lock:
+        if config.balance.enabled:  # two passes, one hold of the lock (runtime/balanced_build.py)
+            def one_pass(pass_config: PipelineConfig, pass_resume: bool) -> BuildSummary:
+                return _build_locked(pass_config, pass_resume, specs, lock, time.perf_counter())
+
+            shard_ids = [spec.shard_id for spec in specs] if specs is not None else source_shard_ids(config)
+            summary = run_balanced(config, resume, one_pass, lock.check, shard_ids)
+            summary.seconds = time.perf_counter() - started
+            return summary
         return _build_locked(config, resume, specs, lock, started)
 
 

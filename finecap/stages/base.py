@@ -19,8 +19,10 @@ the row is new (`*`) or names the stage.
 
 from __future__ import annotations
 
+import json
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from typing import ClassVar
 
 import pyarrow as pa
@@ -32,6 +34,10 @@ REJECT_COLUMNS = ("reject_stage", "reject_reason", "reject_detail")
 # Working column of rebuilt rows: "*" (a new row: every stage) or ",stage,stage," (the stages
 # that run again on a kept row). Absent in a first build: every stage works on every row.
 RERUN = "_rerun"
+# Working columns `_counts_NAME`: per row, a JSON object {reason: n} of what a stage counted on
+# that row (null: nothing). The writer sums them over a shard's written rows into its manifest's
+# NAME (stages/write.py, runtime/commit.py); they never reach the data files.
+COUNTS_PREFIX = "_counts_"
 
 
 class Stage(ABC):
@@ -96,6 +102,11 @@ class Stage(ABC):
         # Busy time spread over the batch's rows, so per-shard sums are exact wherever rows travel.
         per_row = (time.perf_counter() - started) / max(out.num_rows, 1)
         return set_column(out, f"_seconds_{self.name}", pa.array([per_row] * out.num_rows, pa.float64()))
+
+
+def counts_column(per_row: list[Counter]) -> pa.Array:
+    """A `_counts_NAME` column: one JSON object per row that counted something, else null."""
+    return pa.array([json.dumps(dict(sorted(c.items()))) if c else None for c in per_row], pa.string())
 
 
 def reruns(column: pa.ChunkedArray, stage: str) -> pa.ChunkedArray:

@@ -37,6 +37,31 @@ def clean_caption(text: str) -> str:
     return re.sub(r"[ \t]+", " ", text)
 
 
+# Why a generation gave no caption (`refusal_reason`); also the keys of the shard manifests'
+# `region_caption_failures` (the regions stage adds `engine_error` and `no_ocr_text`).
+EMPTY_GENERATION = "empty_generation"  # the model answered nothing but whitespace
+EMPTY_AFTER_HYGIENE = "empty_after_hygiene"  # only control characters, special tokens or a label
+REFUSAL = "refusal"  # "I'm sorry, I can't ...": never a caption
+
+
+def refusal_reason(raw: str) -> tuple[str, str | None]:
+    """The cleaned caption and None, or "" and why `raw` gives no caption at all.
+
+    The rules every caption meets whatever its stage's hygiene settings: the settings-dependent
+    ones (repetition, truncation, length) are `degenerate_reason`'s. Measured on the sample
+    build (issue 17): the 5 region captions the tiny VLM left empty were 23-24 ESC characters,
+    so `empty_after_hygiene` is told apart from a model that answered nothing.
+    """
+    if not raw.strip():
+        return "", EMPTY_GENERATION
+    text = clean_caption(raw)
+    if not text:
+        return "", EMPTY_AFTER_HYGIENE
+    if _REFUSAL.match(text):
+        return "", REFUSAL
+    return text, None
+
+
 def repetition(text: str, min_count: int = 4) -> float:
     """Share of the words covered by the most frequent word n-gram (n = 1..8) seen >= min_count
     times: near 0 for varied prose (even "the" covers little), large for a loop."""

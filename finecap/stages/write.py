@@ -31,7 +31,7 @@ from finecap.config import PipelineConfig
 from finecap.dataset import writer
 from finecap.redact import public_uri, redact_text
 from finecap.schema import conform, load_schema
-from finecap.stages.base import ensure_reject_columns
+from finecap.stages.base import COUNTS_PREFIX, ensure_reject_columns
 
 PIECE_SCHEMA = pa.schema(
     [
@@ -45,6 +45,9 @@ PIECE_SCHEMA = pa.schema(
         pa.field("final", pa.bool_()),  # the files are the shard's final files (the whole shard)
         pa.field("rejects_by_reason", pa.string()),  # JSON {"stage/reason": rows}
         pa.field("run", pa.string()),  # the staging id of the run that wrote the piece
+        # JSON {NAME: {key: {reason: n}}} from the written rows' `_counts_NAME` columns: per key,
+        # so a merge counts each row once, as it writes each row once (runtime/commit.py)
+        pa.field("counts", pa.string()),
     ]
 )
 # Working column the read step adds: the number of rows of the row's input shard. A batch holding
@@ -125,6 +128,7 @@ class PieceWriter:
             "final": final,
             "rejects_by_reason": json.dumps(counts["rejects_by_reason"]),
             "run": self.run_id,
+            "counts": json.dumps(row_counts(kept)),
         }
 
     def data_rows(self, kept: pa.Table, shard: str) -> pa.Table:
@@ -148,6 +152,16 @@ class PieceWriter:
                 columns[name] = kept.column(name)
         table = pa.table({k: columns[k] for k in columns})
         return conform(table, self.schema.arrow)
+
+
+def row_counts(kept: pa.Table) -> dict[str, dict[str, dict]]:
+    """{NAME: {key: {reason: n}}} of the `_counts_NAME` columns (stages/base.py) of written rows;
+    NAME is there, maybe empty, whenever a stage that counts ran on some row."""
+    names = [name for name in kept.column_names if name.startswith(COUNTS_PREFIX)]
+    keys = kept.column("key").to_pylist() if names else []
+    return {name.removeprefix(COUNTS_PREFIX): {k: json.loads(v) for k, v in
+                                               zip(keys, kept.column(name).to_pylist(), strict=True) if v}
+            for name in names}
 
 
 def whole_shard(rows: pa.Table, keys: list[str]) -> bool:

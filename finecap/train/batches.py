@@ -77,8 +77,10 @@ class BatchStream(IterableDataset):
         seed: int,
         shuffle: bool,
         positions: dict[int, Position] | None = None,
+        select: Callable[[Unit, dict], dict] | None = None,
     ) -> None:
         self.units, self.prepare, self.collate, self.budget = units, prepare, collate, budget
+        self.select = select
         self.rank, self.world, self.workers = rank, world, max(1, workers)
         self.seed, self.shuffle = seed, shuffle
         self.positions = positions or {}
@@ -93,7 +95,8 @@ class BatchStream(IterableDataset):
 
     def __iter__(self) -> Iterator[Batch]:
         slot = self.slot()
-        rows = stream_rows(self.units, slot, self.n_slots, self.seed, self.shuffle, self.positions.get(slot))
+        rows = stream_rows(self.units, slot, self.n_slots, self.seed, self.shuffle, self.positions.get(slot),
+                           select=self.select)
         pending: list[Sample] = []
         last = self.positions.get(slot, Position())
         for row, pos in rows:

@@ -143,7 +143,8 @@ def _add_ablation(tasks) -> None:
                    help="checkpoint dirs, stage dirs (their latest) or run outputs (each stage's latest)")
     p.add_argument("--data", required=True, help="held-out finecap output URI the local tasks are scored on")
     p.add_argument("--train-data", help="finecap output URI the probes train on (default: --data's sibling train)")
-    p.add_argument("--probe-steps", type=int, default=150, help="stage III steps of each probe (default 150)")
+    p.add_argument("--probe-steps", type=int,
+                   help="stage III steps of each probe (default: the latest checkpoint's own stage III steps)")
     p.add_argument("--limit", type=int, help="score only the first N held-out rows")
     p.add_argument("--work", help="folder for the probes' runs (default a temporary folder); removed unless kept")
     p.add_argument("--keep-probes", action="store_true", help="keep each probe's run under --work")

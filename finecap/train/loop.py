@@ -123,6 +123,7 @@ def _run(config: TrainConfig, name: str, d: D.Dist) -> RunSummary:
     elif init is not None and d.is_main:
         print(f"{name}: initialised from {init}", flush=True)
     units = plan_units(config.data.uri, min_units=n_slots)
+    select = recipe.select()
     fields = ["step", "loss", "lr", "grad_norm", "samples", "tokens", "samples_per_s", "tokens_per_s",
               "step_s", "data_wait_s", "elapsed_s", *recipe.metric_names]
     csv_log = CsvLog(stage_dir / "log.csv", fields, step) if d.is_main else None
@@ -138,7 +139,7 @@ def _run(config: TrainConfig, name: str, d: D.Dist) -> RunSummary:
         if index != phase_index:
             stream = BatchStream(units, recipe.prepare(phase), recipe.collate(phase),
                                  Budget(stage.batch_size, stage.max_tokens, stage.row_length), d.rank, d.world,
-                                 workers, config.run.seed, config.data.shuffle, positions)
+                                 workers, config.run.seed, config.data.shuffle, positions, select)
             batches, phase_index = iter(make_loader(stream, workers)), index
         t0 = time.time()
         optimizer.zero_grad(set_to_none=True)

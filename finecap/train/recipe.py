@@ -53,6 +53,10 @@ class Recipe:
     def collate(self, phase: PhaseConfig) -> Collate:
         return no_fields
 
+    def select(self):
+        """A rewrite of each row before `prepare` (Callable[[Unit, dict], dict]), or None."""
+        return None
+
     def loss(self, model: nn.Module, batch: Batch, ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
 

@@ -10,7 +10,7 @@ dataloader workers), so within an epoch no two readers see the same row. A reade
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,8 +119,10 @@ def stream_rows(
     start: Position | None = None,
     epochs: int | None = None,
     columns: tuple[str, ...] = TRAIN_COLUMNS,
+    select: Callable[[Unit, dict], dict] | None = None,
 ) -> Iterator[tuple[dict, Position]]:
-    """Rows of reader `slot`, each with the position just after it; endless unless `epochs` is set."""
+    """Rows of reader `slot`, each with the position just after it; endless unless `epochs` is
+    set. `select` rewrites each row knowing its unit (stage III's balanced selection)."""
     pos = start or Position()
     epoch = pos.epoch
     while epochs is None or epoch < epochs:
@@ -130,6 +132,8 @@ def stream_rows(
         first_unit = pos.unit if epoch == pos.epoch else 0
         for u in range(first_unit, len(mine)):
             rows = read_unit(mine[u], columns).to_pylist()
+            if select is not None:
+                rows = [select(mine[u], row) for row in rows]
             order = np.arange(len(rows))
             if shuffle:
                 order = np.random.default_rng([seed, epoch, slot, u]).permutation(len(rows))

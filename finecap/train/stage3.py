@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from finecap.train.balanced import BalancedRegions, balanced_regions
 from finecap.train.batches import Batch, Collate, Prepare, Sample
 from finecap.train.checkpoint import has_tower
 from finecap.train.config import PhaseConfig, TrainConfig
@@ -123,6 +124,10 @@ class Stage3(Recipe):
 
     def collate(self, phase: PhaseConfig) -> Collate:
         return SequenceCollate(self.tokenizers["lm"].pad_token_id)
+
+    def select(self) -> BalancedRegions | None:
+        """The output's balanced selection, when it has one: only selected regions are trained on."""
+        return balanced_regions(self.config.data.uri)
 
     def loss(self, model: nn.Module, batch: Batch, ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
         t = batch.tensors

@@ -295,3 +295,28 @@ def test_a_dripping_replica_gives_way_to_a_live_one(hostile):
     out, seconds = _timed(_fast_engine([slow.url, live.url], retries=2), n=4)
     assert all(g.error is None and g.text == "a red square" for g in out), out
     assert seconds < BOUND_S
+
+
+def test_a_multi_image_request_sends_its_images_in_place_as_image_url_parts():
+    import base64
+    import io
+
+    from finecap.engines.base import IMAGE_MARKER
+    from tests.stages.openai_loopback import LoopbackChat
+
+    chat = LoopbackChat()
+    try:
+        engine = _engine([chat.url], retries=0)
+        prompts = [f"Shared.\n{IMAGE_MARKER}\n{IMAGE_MARKER}\nRegion 0.", "One image."]
+        out = engine.generate([(IMAGES[0], IMAGES[1]), IMAGES[3]], prompts, SPEC)
+    finally:
+        chat.close()
+    assert [g.text for g in out] == [chat.caption] * 2 and not any(g.error for g in out)
+    parts = {len(b["messages"][0]["content"]): b["messages"][0]["content"] for b in chat.bodies}
+    two = parts[4]
+    assert [p["type"] for p in two] == ["text", "image_url", "image_url", "text"]
+    assert two[0]["text"] == "Shared." and two[3]["text"] == "Region 0."
+    colours = [Image.open(io.BytesIO(base64.b64decode(p["image_url"]["url"].split(",", 1)[1]))).getpixel((40, 30))
+               for p in two[1:3]]
+    assert [tuple(round(c / 10) for c in rgb) for rgb in colours] == [(0, 10, 15), (5, 10, 15)]  # in order
+    assert [p["type"] for p in parts[2]] == ["image_url", "text"] and parts[2][1]["text"] == "One image."

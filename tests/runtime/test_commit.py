@@ -1,12 +1,15 @@
 import json
+from collections import Counter
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
 from finecap import storage
 from finecap.dataset.writer import read_manifest, remove_orphans
 from finecap.runtime.commit import CommitError, ShardProgress, commit_shard, committed_manifests, route_piece
+from finecap.stages.base import counts_column
 from finecap.stages.write import SHARD_ROWS, PieceWriter
 from tests.runtime.helpers import finished_shard, stage_pieces
 from tests.test_storage_s3 import prefix, s3_env  # noqa: F401 (fixtures)
@@ -175,3 +178,41 @@ def test_a_shard_in_one_batch_commits_on_s3(request, local_config):
                             FACTS, "zstd")
     assert read_manifest(out, spec.shard_id) == manifest
     assert storage.list_files(f"{out}/data") == [piece["data_file"]] and remove_orphans(out) == []
+
+
+def _with_failures(rows: pa.Table) -> tuple[pa.Table, dict]:
+    """Rows with the regions stage's per-row failure counts (rejected rows too), and what the
+    manifest must say: the written rows' sums."""
+    written = pc.is_null(rows.column("reject_stage")).to_pylist()
+    assert not all(written)  # broken.jpg: its counts must not reach the manifest
+    per_row = [Counter({"refusal": 1, **({"engine_error": 2} if i % 2 else {})}) if i % 3 else Counter()
+               for i in range(rows.num_rows)]
+    per_row = [c if w else Counter({"engine_error": 7}) for c, w in zip(per_row, written, strict=True)]
+    expected = sum((c for c, w in zip(per_row, written, strict=True) if w), Counter())
+    return rows.append_column("_counts_region_caption_failures", counts_column(per_row)), dict(sorted(expected.items()))
+
+
+def test_stage_counts_reach_the_manifest_once_per_written_row(local_config, tmp_path):
+    """Staged pieces, a retried task's pieces over other batch boundaries, a whole-shard report:
+    each commits the sums over the rows it writes, each key once, as region_caption_failures."""
+    cfg = local_config()
+    spec, rows = finished_shard(cfg)
+    rows, expected = _with_failures(rows)
+    assert expected["refusal"] > 0
+    pieces = stage_pieces(cfg, rows, splits=2)
+    again = stage_pieces(cfg, rows, splits=3)
+    staged = _commit(cfg, pieces[:1] + again + pieces[1:], spec)
+    assert staged["region_caption_failures"] == expected
+    assert "_counts_region_caption_failures" not in pq.read_table(f"{cfg.output.uri}/{staged['files']['data']}").schema.names
+    whole_cfg = local_config(**{"output.uri": str(tmp_path / "whole")})
+    (piece,) = PieceWriter(whole_cfg, "sha256:test")(_arrived_whole(rows, spec)).to_pylist()
+    progress = {spec.shard_id: ShardProgress(spec.shard_id, spec.num_rows)}
+    whole = commit_shard(whole_cfg.output.uri, route_piece(progress, piece), FACTS, "zstd")
+    assert whole["region_caption_failures"] == expected == read_manifest(whole_cfg.output.uri, spec.shard_id)[
+        "region_caption_failures"]
+
+
+def test_a_shard_no_stage_counted_on_has_no_counts_in_its_manifest(local_config):
+    cfg = local_config()
+    spec, rows = finished_shard(cfg)
+    assert "region_caption_failures" not in _commit(cfg, stage_pieces(cfg, rows), spec)

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import LOCAL_YAML, REPO
+from tests.conftest import LOCAL_YAML
+from tests.runtime.cli_run import run_finecap
 
 pytestmark = pytest.mark.slow
-FINECAP = [sys.executable, "-m", "finecap.cli"]
-
-
-def _run(args, home: Path, check=True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")}
-    env.pop("RAY_ADDRESS", None)
-    proc = subprocess.run(FINECAP + args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args[0]} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
+_run = run_finecap
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +90,7 @@ def test_sample_build_has_detector_and_ocr_regions_with_region_captions(built):
         assert len(captioned) >= 0.8 * len(found)  # the tiny random VLM now and then writes nothing
         assert all(re.fullmatch(r"(tiny:vlm-a|PP-OCRv4)@\S+", r["caption_model"]) for r in captioned)
     manifest = json.loads(next((built["out"] / "_manifest").glob("*.json")).read_text())
-    assert manifest["prompts"]["region_context/v1"].startswith("sha256:")
+    assert manifest["prompts"]["region_context/v2"].startswith("sha256:")
 
 
 def test_no_files_are_left_in_home(built):

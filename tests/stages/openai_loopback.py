@@ -2,13 +2,15 @@
 
 Cheap stand-in for `vllm serve` (which takes ~45 s to start) in stage tests about batches: it
 answers every `/chat/completions` request with a fixed caption (with token log-probabilities when
-asked), or with HTTP 500, and counts the requests, so a test can also say that a stage made no model call at all.
+asked), or with HTTP 500, or from a script of answers, and counts the requests, so a test can also say
+that a stage made no model call at all.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -22,6 +24,11 @@ class LoopbackChat:
         self.token_logprob = -0.1
         self.tokens = 9
         self.requests = 0
+        # When set, request i is answered with script[i % len(script)], a (status, caption) pair,
+        # instead; `served[j]` counts the requests entry j answered.
+        self.script: list[tuple[int, str]] | None = None
+        self.served: Counter = Counter()
+        self.bodies: list[dict] = []  # every request body received, in arrival order
         self._lock = threading.Lock()
         chat = self
 
@@ -32,7 +39,12 @@ class LoopbackChat:
                 request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 with chat._lock:
                     chat.requests += 1
+                    chat.bodies.append(request)
                     status, caption, n = chat.status, chat.caption, chat.tokens
+                    if chat.script:
+                        entry = (chat.requests - 1) % len(chat.script)
+                        chat.served[entry] += 1
+                        status, caption = chat.script[entry]
                 if status == 200:
                     choice = {"message": {"role": "assistant", "content": caption}, "finish_reason": "stop"}
                     if request.get("logprobs"):

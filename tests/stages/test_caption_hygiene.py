@@ -1,7 +1,7 @@
 import pytest
 
 from finecap.config import HygieneConfig
-from finecap.stages.caption_hygiene import clean_caption, degenerate_reason, repetition
+from finecap.stages.caption_hygiene import clean_caption, degenerate_reason, refusal_reason, repetition
 
 GOOD = (
     "A large red circle sits in the top left corner of a pale blue background, next to a small "
@@ -51,3 +51,21 @@ def test_checks_can_be_switched_off():
 def test_repetition_is_low_for_prose_and_high_for_loops():
     assert repetition(GOOD) < 0.2
     assert repetition("rolight movingx " * 8) > 0.9
+
+
+@pytest.mark.parametrize(
+    "raw, result",
+    [
+        ("Assistant: A red square.", ("A red square.", None)),
+        ("", ("", "empty_generation")),
+        (" \n\t ", ("", "empty_generation")),
+        ("\x1b" * 24, ("", "empty_after_hygiene")),  # what the tiny VLM wrote for the sample's 5
+        ("<end_of_utterance>", ("", "empty_after_hygiene")),
+        ('**Caption:** ""', ("", "empty_after_hygiene")),
+        ("I'm sorry, I cannot see the outlined region.", ("", "refusal")),
+        ("Sorry, the box is empty.", ("", "refusal")),
+        ("A sorry-looking dog.", ("A sorry-looking dog.", None)),
+    ],
+)
+def test_refusal_reason_says_why_a_generation_gives_no_caption(raw, result):
+    assert refusal_reason(raw) == result

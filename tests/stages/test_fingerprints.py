@@ -33,6 +33,7 @@ def test_every_enabled_stage_has_a_fingerprint_in_pipeline_order(base):
     "caption.captioners.0.engine_options.tensor_parallel_size=4",
     "caption.captioners.0.engine_options.gpu_memory_utilization=0.5",
     "caption.captioners.0.engine_options.max_num_seqs=128",
+    "regions.captioner.engine_options.block_size=32",
     "caption.captioners.0.openai.base_urls=[http://10.0.0.5:8000/v1]",
     "caption.captioners.0.openai.retries=9",
     "regions.captioner.openai.timeout_s=5",
@@ -61,6 +62,7 @@ def test_settings_that_only_say_how_or_where_change_no_fingerprint(base, overrid
 @pytest.mark.parametrize("override, stages", [
     ("regions.captioner.max_tokens=7", {"regions", "quality"}),
     ("regions.view=crop", {"regions", "quality"}),
+    ("regions.view=shared", {"regions", "quality"}),
     ("ocr.min_score=0.9", {"ocr", "regions", "quality"}),
     ("ocr.probe_side=256", {"ocr", "regions", "quality"}),
     ("detect.box_threshold=0.5", {"detect", "regions", "quality"}),

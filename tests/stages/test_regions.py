@@ -12,9 +12,11 @@ from PIL import Image
 
 from finecap.box_format import box_coordinates
 from finecap.config import RegionsConfig, load_config
+from finecap.engines.base import Generation, VisionLanguageEngine
 from finecap.prompts import load_prompt
 from finecap.stages.detect import regions_type
 from finecap.stages.regions import OUTLINE, RegionsStage, crop_region, region_view, render_prompt
+from finecap.stages.write import row_counts
 from tests.conftest import LOCAL_YAML
 
 TEMPLATE = "[composite]Two panels.\n[marked]Outlined.\n[crop]A crop.\n[coordinates]Box {box}.\nIt is {subject}."
@@ -97,7 +99,7 @@ def _batch(documents: list[bool]) -> pa.Table:
 
 @pytest.mark.slow
 def test_stage_captions_every_region_with_provenance(vllm_engine):
-    config = load_config(LOCAL_YAML, ["regions.captioner.max_tokens=8"])
+    config = load_config(LOCAL_YAML, ["regions.captioner.max_tokens=8", "regions.caption_ocr_regions=true"])
     stage = RegionsStage(config, engine=vllm_engine)
     scene, document = stage(_batch([False, True])).to_pylist()
     vlm = f"tiny:vlm-a@{vllm_engine.revision}"
@@ -113,12 +115,69 @@ def test_stage_captions_every_region_with_provenance(vllm_engine):
 
 
 @pytest.mark.slow
-def test_ocr_regions_can_skip_the_vlm_and_calls_can_be_small(vllm_engine):
-    config = load_config(LOCAL_YAML, ["regions.captioner.max_tokens=4", "regions.caption_ocr_regions=false",
-                                      "regions.coordinates=true", "regions.requests_per_call=1"])
+def test_ocr_regions_skip_the_vlm_by_default_and_calls_can_be_small(vllm_engine):
+    config = load_config(LOCAL_YAML, ["regions.captioner.max_tokens=4", "regions.coordinates=true",
+                                      "regions.requests_per_call=1"])
     (row,) = RegionsStage(config, engine=vllm_engine)(_batch([False])).to_pylist()
     assert row["regions"][2]["caption"] == "OPEN" and row["regions"][2]["caption_model"].startswith("PP-OCRv4@")
     assert row["regions"][0]["caption_model"].startswith("tiny:vlm-a@")
+
+
+class ScriptedEngine(VisionLanguageEngine):
+    """Answers request i with generation i of a script and records every prompt it was given."""
+
+    model, revision = "tiny:vlm-a", "sha256:script"
+
+    def __init__(self, answers: list[Generation]):
+        self.answers, self.prompts = list(answers), []
+
+    def generate(self, images, prompts, sampling):
+        assert len(images) == len(prompts)
+        self.prompts += prompts
+        return [self.answers.pop(0) for _ in prompts]
+
+
+def _said(text: str, error: str | None = None) -> Generation:
+    return Generation(text, len(text.split()), "stop", error)
+
+
+def test_ocr_regions_take_their_text_by_default_with_no_engine_request():
+    engine = ScriptedEngine([_said("A white square on green.")] * 2)
+    scene, document = RegionsStage(load_config(LOCAL_YAML), engine=engine)(_batch([False, True])).to_pylist()
+    assert len(engine.prompts) == 2 and all("white square" in p for p in engine.prompts)  # region 0 of each row
+    for row in (scene, document):
+        assert row["regions"][2]["caption"] == "OPEN" and row["regions"][2]["caption_model"].startswith("PP-OCRv4@")
+        assert row["regions"][0]["caption"] == "A white square on green."
+    assert row_counts(pa.Table.from_pylist([scene, document])) == {"region_caption_failures": {}}
+    vlm = ScriptedEngine([_said("Red letters.")] * 3)
+    config = load_config(LOCAL_YAML, ["regions.caption_ocr_regions=true"])
+    scene, document = RegionsStage(config, engine=vlm)(_batch([False, True])).to_pylist()
+    assert len(vlm.prompts) == 3 and 'text reading "OPEN"' in vlm.prompts[1]  # a document's lines: still text
+    assert scene["regions"][2]["caption"] == "Red letters." and document["regions"][2]["caption"] == "OPEN"
+
+
+def test_a_failed_generation_keeps_its_region_uncaptioned_and_is_counted_per_reason():
+    boxes = [[0.1 * i, 0.1, 0.1 * i + 0.1, 0.3] for i in range(6)]
+    regions = [_region(b, "detector", phrase=f"thing {i}") for i, b in enumerate(boxes)]
+    regions.append(_region([0.1, 0.6, 0.3, 0.7], "ocr", text=None))  # a hand-made input's empty line
+    batch = _batch([False, False])
+    batch = batch.set_column(batch.column_names.index("regions"), "regions",
+                             pa.array([regions, regions[:2]], regions_type()))
+    answers = [_said("", "HTTP 500: internal error"), _said("  "), _said("\x1b" * 24),
+               _said("I'm sorry, I can't see a region."), _said("A thing."), _said("\x1b\x1b"),
+               _said("Another thing."), _said("", "deadline")]
+    engine = ScriptedEngine(answers)
+    first, second = RegionsStage(load_config(LOCAL_YAML), engine=engine)(batch).to_pylist()
+    assert len(engine.prompts) == 8  # every detector region asked once; the OCR one not at all
+    assert [r["caption"] for r in first["regions"]] == [None, None, None, None, "A thing.", None, None]
+    assert [r["caption"] for r in second["regions"]] == ["Another thing.", None]
+    kept = [v for r in first["regions"] for v in r["bbox"]]  # every box kept, in order
+    assert kept == pytest.approx([v for b in [*boxes, [0.1, 0.6, 0.3, 0.7]] for v in b])
+    assert all(r["caption_model"] is None for r in first["regions"] if r["caption"] is None)
+    counts = row_counts(pa.Table.from_pylist([first, second]))["region_caption_failures"]
+    assert counts == {"k0": {"empty_after_hygiene": 2, "empty_generation": 1, "engine_error": 1,
+                             "no_ocr_text": 1, "refusal": 1},
+                      "k1": {"engine_error": 1}}
 
 
 @pytest.mark.parametrize(

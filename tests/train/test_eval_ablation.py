@@ -143,7 +143,10 @@ def test_probe_config_freezes_the_encoder_and_changes_only_init_and_resolution(t
     stage1 = _checkpoint("stage1", 60, 112, {"unused": "a probe reads the reference's config"})
     config = probe_config(reference, stage1, tmp_path / "probe-00", "d/train", 7, ["run.threads=1"])
     s3 = config.stage3
-    assert (s3.vision_lr_scale, s3.steps, s3.batch_size, s3.init_from) == (0.0, 7, 16, str(tmp_path / "probe-00/encoder"))
+    batch = saved["stage3"]["batch_size"]  # the curriculum's own stage III batch
+    assert (s3.vision_lr_scale, s3.steps, s3.batch_size, s3.init_from) == (0.0, 7, batch, str(tmp_path / "probe-00/encoder"))
+    own_budget = probe_config(reference, stage1, tmp_path / "probe-00", "d/train").stage3
+    assert (own_budget.steps, own_budget.batch_size) == (saved["stage3"]["steps"], batch)
     assert [(p.resolution, p.text_length) for p in s3.phases] == [(112, saved["stage3"]["phases"][-1]["text_length"])]
     assert (config.data.uri, config.run.output, config.run.resume) == ("d/train", str(tmp_path / "probe-00"), False)
     assert (config.run.threads, config.run.checkpoint_every, config.run.seed) == (1, 7, saved["run"]["seed"])
