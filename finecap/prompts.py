@@ -11,6 +11,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+# Where each image of a multi-image request goes in its prompt (a template's `{image}` lines);
+# only requests with a tuple of images are split at it (a single-image prompt is sent as it is,
+# after its image).
+IMAGE_MARKER = "{image}"
 _ID = re.compile(r"^[a-z0-9_]+/v[0-9]+$")
 
 

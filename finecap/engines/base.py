@@ -14,9 +14,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-# Where each image of a multi-image request goes in its prompt; only requests with a tuple of
-# images are split at it (a single-image prompt is sent as it is, after its image).
-IMAGE_MARKER = "{image}"
+from finecap.prompts import IMAGE_MARKER  # noqa: F401 (re-exported: engines split prompts at it)
+
 RequestImage = Image.Image | tuple[Image.Image, ...]
 
 

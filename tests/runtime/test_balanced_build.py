@@ -36,7 +36,7 @@ def test_pass_one_runs_again_only_for_a_new_shard_or_new_region_inputs(tmp_path)
 def test_a_balanced_build_captions_the_selection_only_and_a_rerun_does_nothing(tmp_path):
     from finecap.samples.source import write_sample_source
 
-    source = write_sample_source(tmp_path / "source", n_scenes=8, seed=3, include_photos=False)
+    source = write_sample_source(tmp_path / "source", n_scenes=6, seed=3, include_photos=False)
     home, out = tmp_path / "home", tmp_path / "out"
     home.mkdir()
     args = ["build", "--config", str(LOCAL_YAML), "--input", str(source), "--output", str(out),

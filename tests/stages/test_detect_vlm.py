@@ -81,7 +81,7 @@ def test_the_grounder_is_the_stages_model_in_its_fingerprint_and_provenance(chat
     (["detect.engine=vlm"], "detect.grounder"),
     (["detect.engine=vlm", "detect.grounder={name: g, model: tiny:vlm-a, prompt: finevit_region/v1}"],
      "detect.grounder.prompt"),
-    (["regions.view=whole"], "regions.view"),
+    (["regions.captioner.prompt=region_context/v1", "regions.view=whole"], "regions.view"),  # v1 has no [whole] box
 ])
 def test_a_grounder_or_view_that_cannot_work_fails_naming_the_key(overrides, key):
     with pytest.raises(ConfigError, match=f"^{key}"):
