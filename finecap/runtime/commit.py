@@ -52,6 +52,7 @@ class ShardProgress:
     seconds: Counter = field(default_factory=Counter)
     # {NAME: Counter(reason: n)} over the rows the commit writes (each key once): the manifest's NAME
     counts: dict = field(default_factory=dict)
+    carried: dict = field(default_factory=dict)  # {NAME: {reason: n}} of stages a rebuild keeps
 
     def add(self, piece: dict) -> None:
         if piece.get("final"):
@@ -82,6 +83,13 @@ class ShardProgress:
         self.seconds = Counter(json.loads(piece["stage_seconds"]))
         self.counts = {}
         self._count(piece, self.keys)
+
+    def all_counts(self) -> dict[str, Counter]:
+        """This run's counts plus those carried over from the committed manifest."""
+        total = {name: Counter(c) for name, c in self.counts.items()}
+        for name, reasons in self.carried.items():
+            total.setdefault(name, Counter()).update(reasons)
+        return total
 
     def _count(self, piece: dict, keys: set) -> None:
         for name, per_key in json.loads(piece.get("counts") or "{}").items():
@@ -149,7 +157,7 @@ def _manifest_facts(progress: ShardProgress, run_facts: dict) -> dict:
             k: round(progress.rows_in / v, 3) for k, v in sorted(progress.seconds.items()) if v > 0
         },
         "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        **{name: dict(sorted(c.items())) for name, c in sorted(progress.counts.items())},
+        **{name: dict(sorted(c.items())) for name, c in sorted(progress.all_counts().items())},
         **run_facts,
     }
 

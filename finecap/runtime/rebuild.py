@@ -44,6 +44,9 @@ class ShardPlan:
     clears: tuple[str, ...]  # stages whose old output is removed from the kept rows first
     redecide: tuple[str, ...]  # reject stages whose rows go through the whole pipeline again
     redecided_rows: int = 0  # how many, from the manifest's counts
+    # Manifest counts of stages that do not run again: the kept rows' counts, as committed (rows a
+    # rerun stage now rejects still count in them: a stage after `regions` rejecting is rare).
+    carried: dict = field(default_factory=dict, compare=False)
 
     def to_row(self) -> dict:
         return {"shard_id": self.shard_id, "data_uri": self.data_uri, "rejects_uri": self.rejects_uri,
@@ -94,7 +97,9 @@ def plan_shard(shard_id: str, manifest: dict, base: str, prints: dict[str, Stage
     redecided = sum(n for key, n in counts.items() if key.split("/", 1)[0] in redecide)
     data = storage.join(base, relative_file(manifest, "data"))
     rejects = storage.join(base, relative_file(manifest, "rejects"))
-    return ShardPlan(shard_id, data, rejects, tuple(order), clears, redecide, redecided)
+    carried = {name: manifest[name] for stage in STAGES_BY_NAME.values() if stage.name not in runs
+               for name in stage.counts if name in manifest}
+    return ShardPlan(shard_id, data, rejects, tuple(order), clears, redecide, redecided, carried)
 
 
 def why(old_stages: dict, prints: dict[str, StagePrint]) -> dict[str, list[str]]:

@@ -144,7 +144,10 @@ def _build_locked(config: PipelineConfig, resume: bool, specs, lock, started: fl
 def _drive(config, plan: BuildPlan, facts, compression, summary: BuildSummary, started: float,
            journal_root: str, lock=None) -> None:
     run_id = lock.owner if lock else ADHOC_RUN
-    progress = {s.shard_id: ShardProgress(s.shard_id, s.num_rows, run_id) for s in plan.todo}
+    kept = plan.rebuild.shards if plan.rebuild else {}
+    progress = {s.shard_id: ShardProgress(s.shard_id, s.num_rows, run_id,
+                                          carried=kept[s.shard_id].carried if s.shard_id in kept else {})
+                for s in plan.todo}
     pending: list[Future] = []
     last_report = time.monotonic()
     provenance = {"fingerprints": plan.fingerprints, "version": plan.version["version"]}

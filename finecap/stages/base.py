@@ -48,6 +48,9 @@ class Stage(ABC):
     holds_model: ClassVar[bool] = False
     # Output only later stages read, never written to the dataset (phrases, prepare's model copy).
     transient: ClassVar[bool] = False
+    # Manifest counts this stage makes (`_counts_NAME` columns): a rebuild that does not rerun the
+    # stage carries them over from the shard's committed manifest (runtime/rebuild.py).
+    counts: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: PipelineConfig):
         self.config = config

@@ -76,6 +76,7 @@ def subject(r: dict) -> str:
 class RegionsStage(Stage):
     name = "regions"
     holds_model = True
+    counts = (CAPTION_FAILURES,)
 
     def __init__(self, config: PipelineConfig, engine: VisionLanguageEngine | None = None):
         super().__init__(config)

@@ -216,3 +216,15 @@ def test_a_shard_no_stage_counted_on_has_no_counts_in_its_manifest(local_config)
     cfg = local_config()
     spec, rows = finished_shard(cfg)
     assert "region_caption_failures" not in _commit(cfg, stage_pieces(cfg, rows), spec)
+
+
+def test_a_rebuild_that_keeps_the_regions_carries_their_counts_over(local_config, tmp_path):
+    """The kept rows' counts come from the committed manifest; this run's rows add to them."""
+    cfg = local_config()
+    spec, rows = finished_shard(cfg)
+    rows, expected = _with_failures(rows)
+    (piece,) = PieceWriter(cfg, "sha256:test")(_arrived_whole(rows, spec)).to_pylist()
+    progress = {spec.shard_id: ShardProgress(spec.shard_id, spec.num_rows,
+                                             carried={"region_caption_failures": {"engine_error": 2}})}
+    manifest = commit_shard(cfg.output.uri, route_piece(progress, piece), FACTS, "zstd")
+    assert manifest["region_caption_failures"] == dict(sorted((Counter(expected) + Counter(engine_error=2)).items()))

@@ -34,6 +34,15 @@ def test_a_changed_region_setting_reruns_the_regions_stage_only(local_config):
     assert shard.data_uri.endswith("/out/data/part-000000.x.parquet")
 
 
+def test_counts_of_a_stage_that_does_not_run_again_are_carried_over(local_config):
+    prints = pipeline_prints(local_config())
+    failures = {"region_caption_failures": {"empty_after_hygiene": 3}}
+    kept = plan_shard("part-000000", {**_manifest(prints, ocr="sha256:old"), **failures}, "/out", prints)
+    assert "regions" not in kept.runs and kept.carried == failures
+    rerun = plan_shard("part-000000", {**_manifest(prints, regions="sha256:old"), **failures}, "/out", prints)
+    assert rerun.carried == {}  # the regions stage counts its rows anew
+
+
 def test_a_detector_change_also_reruns_the_transient_stages_it_reads(local_config):
     prints = pipeline_prints(local_config())
     shard = plan_shard("part-000000", _manifest(prints, detect="sha256:old", regions="sha256:old"), "/out", prints)

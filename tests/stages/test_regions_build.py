@@ -67,3 +67,14 @@ def test_failed_region_captions_are_counted_per_reason_in_manifests_and_report(e
     assert stats["region_caption_failures"] == dict(sorted(expected.items()))
     card = card_body(stats, str(out), "test")
     assert f"| empty_after_hygiene | {expected['empty_after_hygiene']} |" in card
+    # A rebuild that keeps the region captions (a quality threshold: quality and the phrases it
+    # reads run again) carries the counts over from the committed manifests.
+    served = dict(regions.served)
+    rebuilt = run_build(load_config(LOCAL_YAML, [f"caption.captioners=[{captions.captioner('tiny-a')}]",
+                                                 f"regions.captioner={regions.captioner('tiny-regions', 'region_context/v1')}",
+                                                 "source.shard_size=2", "run.num_cpus=2", "quality.max_repetition=0.5"],
+                                    **{"source.uri": str(folder), "output.uri": str(out)}))
+    assert rebuilt.shards_committed == 2 and regions.served == served  # no region caption asked for again
+    manifests = [json.loads(p.read_text()) for p in sorted((out / "_manifest").glob("*.json"))]
+    assert {m["version"] for m in manifests} == {"000002"}
+    assert sum((Counter(m["region_caption_failures"]) for m in manifests), Counter()) == expected
