@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from PIL import Image
 
-from finecap.config import RegionsConfig
 from finecap.stages.region_views import region_view, region_views, shared_crop_side, thumbnail
+from tests.stages.test_regions import _cfg, _image
 
 BOXES = ([0.75, 0.25, 0.85, 0.45], [0.0, 0.0, 0.5, 0.5], [0.1, 0.6, 0.3, 0.9])
-
-
-def _image(colour=(0, 0, 255)) -> Image.Image:
-    """400x200: left half `colour`, right half green, a white square at (300..340, 50..90)."""
-    image = Image.new("RGB", (400, 200), colour)
-    image.paste((0, 255, 0), (200, 0, 400, 200))
-    image.paste((255, 255, 255), (300, 50, 340, 90))
-    return image
-
-
-def _cfg(**changes) -> RegionsConfig:
-    return dataclasses.replace(RegionsConfig(), **changes)
 
 
 def test_shared_view_is_the_unmarked_whole_image_then_the_crop():

@@ -22,9 +22,9 @@ from tests.conftest import LOCAL_YAML
 TEMPLATE = "[composite]Two panels.\n[marked]Outlined.\n[crop]A crop.\n[coordinates]Box {box}.\nIt is {subject}."
 
 
-def _image() -> Image.Image:
-    """400x200: left half blue, right half green, a white square at (300..340, 50..90)."""
-    image = Image.new("RGB", (400, 200), (0, 0, 255))
+def _image(colour=(0, 0, 255)) -> Image.Image:
+    """400x200: left half `colour` (blue), right half green, a white square at (300..340, 50..90)."""
+    image = Image.new("RGB", (400, 200), colour)
     image.paste((0, 255, 0), (200, 0, 400, 200))
     image.paste((255, 255, 255), (300, 50, 340, 90))
     return image
