@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from PIL import Image
 
@@ -94,16 +94,23 @@ class OpenAIEngine(VisionLanguageEngine):
     def generate(
         self, images: list[RequestImage], prompts: list[str], sampling: SamplingSpec
     ) -> list[Generation]:
+        # One encoding per image object (a shared region view's whole image comes with every region
+        # of its image), on the pool, queued before the requests that wait for them.
+        urls: dict[int, Future] = {}
+        for image in images:
+            for picture in (image,) if isinstance(image, Image.Image) else image:
+                if id(picture) not in urls:
+                    urls[id(picture)] = self._pool.submit(_data_url, picture)
         futures = [
-            self._pool.submit(self._one, image, prompt, sampling)
+            self._pool.submit(self._one, image, prompt, sampling, urls)
             for image, prompt in zip(images, prompts, strict=True)
         ]
         return [f.result() for f in futures]
 
-    def _one(self, image: RequestImage, prompt: str, sampling: SamplingSpec) -> Generation:
+    def _one(self, image: RequestImage, prompt: str, sampling: SamplingSpec, urls: dict[int, Future]) -> Generation:
         body = {
             "model": self.served_model,
-            "messages": [{"role": "user", "content": [_part(piece) for piece in interleave(image, prompt)]}],
+            "messages": [{"role": "user", "content": [_part(piece, urls) for piece in interleave(image, prompt)]}],
             "max_tokens": sampling.max_tokens,
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
@@ -169,10 +176,11 @@ def _answer_logprob(choice: dict) -> float | None:
         return None
 
 
-def _part(piece: Image.Image | str) -> dict:
-    """One content part: an image as a data URL (in the request's order), or text."""
+def _part(piece: Image.Image | str, urls: dict[int, Future]) -> dict:
+    """One content part: an image as its data URL (`urls`: one `generate` call's encodings by
+    image object, alive for the call, so ids are stable), or text."""
     if isinstance(piece, Image.Image):
-        return {"type": "image_url", "image_url": {"url": _data_url(piece)}}
+        return {"type": "image_url", "image_url": {"url": urls[id(piece)].result()}}
     return {"type": "text", "text": piece}
 
 

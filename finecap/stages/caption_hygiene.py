@@ -37,14 +37,14 @@ def clean_caption(text: str) -> str:
     return re.sub(r"[ \t]+", " ", text)
 
 
-# Why a generation gave no caption (`refusal_reason`); also the keys of the shard manifests'
+# Why a generation gave no caption (`caption_or_reason`); also the keys of the shard manifests'
 # `region_caption_failures` (the regions stage adds `engine_error` and `no_ocr_text`).
 EMPTY_GENERATION = "empty_generation"  # the model answered nothing but whitespace
 EMPTY_AFTER_HYGIENE = "empty_after_hygiene"  # only control characters, special tokens or a label
 REFUSAL = "refusal"  # "I'm sorry, I can't ...": never a caption
 
 
-def refusal_reason(raw: str) -> tuple[str, str | None]:
+def caption_or_reason(raw: str) -> tuple[str, str | None]:
     """The cleaned caption and None, or "" and why `raw` gives no caption at all.
 
     The rules every caption meets whatever its stage's hygiene settings: the settings-dependent

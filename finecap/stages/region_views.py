@@ -35,9 +35,10 @@ def shared_crop_side(cfg: RegionsConfig) -> int:
 
 def region_views(images: dict[int, Image.Image], jobs: list[tuple[int, list[float]]],
                  cfg: RegionsConfig) -> list[RequestImage]:
-    """The view of every (row, box) job, `images[row]` the row's original image. For the shared
-    view one whole-image thumbnail per row serves all its regions (the same object each time)."""
-    if cfg.view != "shared":
+    """The view of every (row, box) job, `images[row]` the row's original image. For the views
+    that show the whole image unmarked (shared, whole) one thumbnail per row serves all its
+    regions (the same object each time: made once, and one prefix for the engine's cache)."""
+    if cfg.view not in ("shared", "whole"):
         return [region_view(images[row], box, cfg) for row, box in jobs]
     wholes: dict[int, Image.Image] = {}
     views: list[RequestImage] = []
@@ -50,14 +51,14 @@ def region_views(images: dict[int, Image.Image], jobs: list[tuple[int, list[floa
 
 def region_view(image: Image.Image, box, cfg: RegionsConfig, whole: Image.Image | None = None) -> RequestImage:
     """The picture (or, for the shared view, the pictures) the VLM gets for one region of `image`
-    (the original, full size). `whole`: the shared view's whole image, when made already."""
+    (the original, full size). `whole`: the shared or whole view's thumbnail, when made already."""
     side = cfg.view_max_side
     if cfg.view == "shared":
         crop = crop_region(image, box, cfg.crop_padding)
         crop_side = shared_crop_side(cfg)
         return (whole if whole is not None else thumbnail(image, side), _fit(crop, crop_side, crop_side))
     if cfg.view == "whole":  # the region is named by its box in the prompt
-        return thumbnail(image, side)
+        return whole if whole is not None else thumbnail(image, side)
     if cfg.view in ("composite", "marked"):
         whole = thumbnail(image, side)
         w, h = whole.size

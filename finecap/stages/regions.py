@@ -40,7 +40,7 @@ from finecap.engines.ocr import MODEL_NAME as OCR_MODEL
 from finecap.engines.ocr import ocr_revision
 from finecap.prompts import load_prompt, region_template
 from finecap.stages.base import COUNTS_PREFIX, RejectMarks, Stage, counts_column, set_column
-from finecap.stages.caption_hygiene import refusal_reason
+from finecap.stages.caption_hygiene import caption_or_reason
 from finecap.stages.declare import captioner_provenance, captioner_semantic
 from finecap.stages.detect import existing_regions, regions_type
 from finecap.stages.images import decode_rows
@@ -184,7 +184,7 @@ class RegionsStage(Stage):
         spec = SamplingSpec(max_tokens=c.max_tokens, temperature=c.temperature, top_p=c.top_p,
                             seed=c.engine_options.seed)
         for (row, r), gen in zip(targets, self.engine.generate(views, prompts, spec), strict=True):
-            text, reason = ("", ENGINE_ERROR) if gen.error else refusal_reason(gen.text)
+            text, reason = ("", ENGINE_ERROR) if gen.error else caption_or_reason(gen.text)
             if reason:
                 failures[row][reason] += 1
             else:

@@ -320,3 +320,25 @@ def test_a_multi_image_request_sends_its_images_in_place_as_image_url_parts():
                for p in two[1:3]]
     assert [tuple(round(c / 10) for c in rgb) for rgb in colours] == [(0, 10, 15), (5, 10, 15)]  # in order
     assert [p["type"] for p in parts[2]] == ["image_url", "text"] and parts[2][1]["text"] == "One image."
+
+
+def test_an_image_several_requests_share_is_encoded_once_per_call(monkeypatch):
+    """The shared region view sends one whole image with every region of its image."""
+    from finecap.engines import openai_http
+    from finecap.engines.base import IMAGE_MARKER
+    from tests.stages.openai_loopback import LoopbackChat
+
+    encoded = []
+    real = openai_http._data_url
+    monkeypatch.setattr(openai_http, "_data_url", lambda image: encoded.append(id(image)) or real(image))
+    chat = LoopbackChat()
+    try:
+        engine = _engine([chat.url], retries=0)
+        whole, prompt = IMAGES[0], f"{IMAGE_MARKER}\n{IMAGE_MARKER}\nRegion."
+        out = engine.generate([(whole, IMAGES[1]), (whole, IMAGES[2]), (whole, IMAGES[3])], [prompt] * 3, SPEC)
+    finally:
+        chat.close()
+    assert not any(g.error for g in out) and len(chat.bodies) == 3
+    assert encoded.count(id(whole)) == 1 and len(encoded) == 4
+    urls = {b["messages"][0]["content"][0]["image_url"]["url"] for b in chat.bodies}
+    assert len(urls) == 1  # every request still carries the whole image

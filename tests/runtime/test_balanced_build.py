@@ -32,6 +32,15 @@ def test_pass_one_runs_again_only_for_a_new_shard_or_new_region_inputs(tmp_path)
     assert not _regions_inputs_done(str(tmp_path), ["part-000000"], changed)
 
 
+def test_the_selection_is_keyed_by_every_stage_the_regions_read():
+    """balance.py (which may not import the stages) names what the regions stage reads itself."""
+    from finecap.balance import REGION_INPUTS
+    from finecap.config import load_config
+    from finecap.stages.regions import RegionsStage
+
+    assert set(RegionsStage.inputs(load_config(LOCAL_YAML))) == set(REGION_INPUTS)
+
+
 @pytest.mark.slow
 def test_a_balanced_build_captions_the_selection_only_and_a_rerun_does_nothing(tmp_path):
     from finecap.samples.source import write_sample_source

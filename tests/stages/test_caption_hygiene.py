@@ -1,7 +1,7 @@
 import pytest
 
 from finecap.config import HygieneConfig
-from finecap.stages.caption_hygiene import clean_caption, degenerate_reason, refusal_reason, repetition
+from finecap.stages.caption_hygiene import caption_or_reason, clean_caption, degenerate_reason, repetition
 
 GOOD = (
     "A large red circle sits in the top left corner of a pale blue background, next to a small "
@@ -67,5 +67,5 @@ def test_repetition_is_low_for_prose_and_high_for_loops():
         ("A sorry-looking dog.", ("A sorry-looking dog.", None)),
     ],
 )
-def test_refusal_reason_says_why_a_generation_gives_no_caption(raw, result):
-    assert refusal_reason(raw) == result
+def test_caption_or_reason_says_why_a_generation_gives_no_caption(raw, result):
+    assert caption_or_reason(raw) == result
