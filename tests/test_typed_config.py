@@ -27,6 +27,14 @@ def test_builds_nested_values_and_coerces_ints_to_floats():
     assert cfg.items[0].size == 2 and cfg.maybe == 5
 
 
+@pytest.mark.parametrize("text, number", [("1e-3", 0.001), ("2E5", 2e5), ("-1.5e-2", -0.015)])
+def test_a_float_written_as_yaml_11_reads_it_is_a_number(text, number):
+    """`--set stage3.optim.lr=1e-3` reaches the config as the string '1e-3' (YAML 1.1 wants a dot)."""
+    assert build(Outer, {"name": "x", "inner": {"ratio": text}}).inner.ratio == number
+    with pytest.raises(ConfigError, match="inner.ratio: expected a number, got 'e-3'"):
+        build(Outer, {"name": "x", "inner": {"ratio": "e-3"}})
+
+
 @pytest.mark.parametrize(
     "data, message",
     [

@@ -130,12 +130,22 @@ class Stage1Config(StageConfig):
 
 
 @dataclass
+class RegionTermConfig:
+    """Stage II's region-text term (finecap/train/region_contrast.py); weight 0 leaves it out."""
+
+    weight: float = field(default=0.0, metadata={"min": 0})  # x the region term, added to the global loss
+    per_image: int = field(default=2, metadata={"min": 1})  # regions sampled per image and step, at most
+    text: Literal["caption", "phrase", "category"] = "caption"  # which field of a region is its text
+
+
+@dataclass
 class Stage2Config(StageConfig):
     embed_dim: int = field(default=128, metadata={"min": 8})
     init_logit_scale: float = field(default=10.0, metadata={"min": 0.01})  # SigLIP: t' = log 10
     init_logit_bias: float = -10.0
     # Which global caption a row contributes each time: one at random, or its longest / shortest.
     caption: Literal["random", "longest", "shortest"] = "random"
+    regions: RegionTermConfig = field(default_factory=RegionTermConfig)
     phases: list[PhaseConfig] = field(default_factory=lambda: [
         PhaseConfig(until_step=None, resolution=336, text_length=64)])
 

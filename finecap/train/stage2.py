@@ -26,6 +26,7 @@ from finecap.train.freeze import FROZEN_UNTIL
 from finecap.train.losses import siglip_loss
 from finecap.train.patches import PackedImages, decode_image, patchify
 from finecap.train.recipe import Recipe, StepContext, load_head_weights, max_pixels, tiny_tokenizer
+from finecap.train.region_contrast import box_members, region_batch, region_text_loss, sample_regions
 from finecap.train.siglip_text import extend_positions, is_siglip_text
 from finecap.train.stage1 import build_vision
 from finecap.train.tasks import global_captions
@@ -72,22 +73,44 @@ class ContrastiveModel(nn.Module):
         self.logit_bias = nn.Parameter(torch.tensor([float(init_bias)]))
 
     def encode_image(self, images: PackedImages) -> torch.Tensor:
-        tokens = images.unpack(self.vision(images.pixels, images.positions, images.segments))
+        return self._pool_images(images, self._tokens(images))
+
+    def _tokens(self, images: PackedImages) -> torch.Tensor:
+        return images.unpack(self.vision(images.pixels, images.positions, images.segments))
+
+    def _pool_images(self, images: PackedImages, tokens: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.pool(tokens, images.image_ids(), images.num_images), dim=-1)
+
+    def _pool_regions(self, images: PackedImages, tokens: torch.Tensor, region_image: torch.Tensor,
+                      boxes: torch.Tensor) -> torch.Tensor:
+        """[N, D]: the same attention pool over each region's tokens (region_contrast.box_members)."""
+        token, region = box_members(images, region_image, boxes)
+        return F.normalize(self.pool(tokens[token], region, boxes.shape[0]), dim=-1)
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.text(input_ids, attention_mask), dim=-1)
 
-    def forward(self, images: PackedImages, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        return self.encode_image(images), self.encode_text(input_ids, attention_mask), self.logit_scale, self.logit_bias
+    def forward(self, images: PackedImages, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                regions: dict[str, torch.Tensor] | None = None):
+        """(image, text, scale, bias), plus (region, region text) embeddings when `regions` is given."""
+        tokens = self._tokens(images)
+        out = (self._pool_images(images, tokens), self.encode_text(input_ids, attention_mask),
+               self.logit_scale, self.logit_bias)
+        if regions is None:
+            return out
+        region_emb = self._pool_regions(images, tokens, regions["region_image"], regions["region_boxes"])
+        return *out, region_emb, self.encode_text(regions["region_input_ids"], regions["region_attention_mask"])
 
 
 @dataclass(frozen=True)
 class CaptionPrepare:
-    """Row -> image patches and one of its global captions (random, longest or shortest)."""
+    """Row -> image patches and one of its global captions (random, longest or shortest), plus up
+    to `regions` of its detector regions with their `region_text` for the region term (0: none)."""
 
     max_pixels: int
     choice: str = "random"
+    regions: int = 0
+    region_text: str = "caption"
 
     def __call__(self, row: dict, rng: np.random.Generator) -> Sample | None:
         captions = global_captions(row, self.choice)
@@ -95,7 +118,10 @@ class CaptionPrepare:
             return None
         text = captions[int(rng.integers(len(captions)))] if self.choice == "random" else captions[0]
         patches, positions = patchify(decode_image(row["image"]["bytes"]), self.max_pixels)
-        return Sample(row["key"], patches, positions, {"text": text})
+        fields = {"text": text}
+        if self.regions:
+            fields["regions"] = sample_regions(row, self.regions, rng, self.region_text)
+        return Sample(row["key"], patches, positions, fields)
 
 
 @dataclass(frozen=True)
@@ -104,7 +130,12 @@ class CaptionCollate:
     text_length: int
 
     def __call__(self, samples: list[Sample]) -> dict[str, torch.Tensor]:
-        return encode_batch(self.tokenizer, [s.fields["text"] for s in samples], self.text_length)
+        out = encode_batch(self.tokenizer, [s.fields["text"] for s in samples], self.text_length)
+        if samples and "regions" in samples[0].fields:
+            captions, tensors = region_batch([s.fields["regions"] for s in samples])
+            texts = encode_batch(self.tokenizer, captions or [""], self.text_length)
+            out.update(tensors, region_input_ids=texts["input_ids"], region_attention_mask=texts["attention_mask"])
+        return out
 
 
 def phase_start(stage: Stage2Config, length: int) -> int | None:
@@ -160,6 +191,8 @@ class Stage2(Recipe):
         super().__init__(config, init, resume, device)
         self.model, tokenizer = build_contrastive(config, init, resume)
         self.tokenizers = {"text": tokenizer}
+        if self.stage.regions.weight > 0:
+            self.metric_names = (*self.metric_names, "region_loss")
         self.model.vision.mask_token.requires_grad_(False)  # stage I only; DDP needs every trained param used
         if config.model.text.lr_scale == 0:
             self.model.text.encoder.requires_grad_(False)
@@ -167,16 +200,26 @@ class Stage2(Recipe):
             check_schedule_unchanged(resume, config.model.text)
 
     def prepare(self, phase: PhaseConfig) -> Prepare:
-        return CaptionPrepare(max_pixels(phase), self.stage.caption)
+        regions = self.stage.regions.per_image if self.stage.regions.weight > 0 else 0
+        return CaptionPrepare(max_pixels(phase), self.stage.caption, regions, self.stage.regions.text)
 
     def collate(self, phase: PhaseConfig) -> Collate:
         return CaptionCollate(self.tokenizers["text"], phase.text_length)
 
     def loss(self, model: nn.Module, batch: Batch, ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
-        image_emb, text_emb, scale, bias = model(batch.images, batch.tensors["input_ids"], batch.tensors["attention_mask"])
+        t = batch.tensors
+        regions = {k: v for k, v in t.items() if k.startswith("region_")} or None
+        image_emb, text_emb, scale, bias, *region_out = model(batch.images, t["input_ids"], t["attention_mask"], regions)
         texts, valid, offset = gather_with_grad(text_emb, ctx.dist)
         loss = siglip_loss(image_emb, texts, scale, bias, valid, offset)
-        return loss, {"logit_scale": float(scale.detach().exp()), "logit_bias": float(bias.detach())}
+        metrics = {"logit_scale": float(scale.detach().exp()), "logit_bias": float(bias.detach())}
+        if region_out:
+            region_emb, region_text = region_out
+            n = region_emb.shape[0]  # a batch without regions encodes one empty text: not a text
+            region_loss = region_text_loss(region_emb, region_text[:n], t["region_text_key"], scale, bias, ctx.dist)
+            loss = loss + self.stage.regions.weight * region_loss
+            metrics["region_loss"] = float(region_loss.detach())
+        return loss, metrics
 
     def param_groups(self, model: nn.Module, weight_decay: float) -> list[dict]:
         """The text encoder in groups of its own (lr x lr_scale, frozen until a step) when it has a schedule."""
