@@ -30,9 +30,9 @@ import torch.nn.functional as F
 
 from finecap.train import distributed as D
 from finecap.train.patches import PackedImages
-from finecap.train.tasks import captioned_regions
+from finecap.train.tasks import captioned_regions, regions_with
 
-Region = tuple[tuple[float, float, float, float], str]  # (normalised box, caption)
+Region = tuple[tuple[float, float, float, float], str]  # (normalised box, its text)
 
 
 def sample_regions(row: dict, k: int, rng: np.random.Generator, text: str = "caption") -> list[Region]:
@@ -41,20 +41,20 @@ def sample_regions(row: dict, k: int, rng: np.random.Generator, text: str = "cap
     if text == "caption":
         regions = captioned_regions(row)
     else:
-        regions = [r for r in row.get("regions") or [] if r.get("origin") == "detector" and r.get(text)]
+        regions = regions_with(row, "detector", text)
     if len(regions) > k:
         regions = [regions[i] for i in sorted(rng.choice(len(regions), size=k, replace=False))]
     return [(tuple(float(v) for v in r["bbox"]), r[text]) for r in regions]
 
 
 def region_batch(per_image: list[list[Region]]) -> tuple[list[str], dict[str, torch.Tensor]]:
-    """(captions, tensors): each region's caption, image index in the batch and box [N, 4]."""
-    captions = [caption for regions in per_image for _, caption in regions]
+    """(texts, tensors): each region's text, and its image's index in the batch, box [N, 4] and text key."""
+    texts = [text for regions in per_image for _, text in regions]
     image = [i for i, regions in enumerate(per_image) for _ in regions]
     boxes = [box for regions in per_image for box, _ in regions]
-    return captions, {"region_image": torch.tensor(image, dtype=torch.long),
-                      "region_boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-                      "region_text_key": torch.tensor([text_key(c) for c in captions], dtype=torch.long)}
+    return texts, {"region_image": torch.tensor(image, dtype=torch.long),
+                   "region_boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+                   "region_text_key": torch.tensor([text_key(t) for t in texts], dtype=torch.long)}
 
 
 def text_key(text: str) -> int:

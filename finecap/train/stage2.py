@@ -132,8 +132,8 @@ class CaptionCollate:
     def __call__(self, samples: list[Sample]) -> dict[str, torch.Tensor]:
         out = encode_batch(self.tokenizer, [s.fields["text"] for s in samples], self.text_length)
         if samples and "regions" in samples[0].fields:
-            captions, tensors = region_batch([s.fields["regions"] for s in samples])
-            texts = encode_batch(self.tokenizer, captions or [""], self.text_length)
+            region_texts, tensors = region_batch([s.fields["regions"] for s in samples])
+            texts = encode_batch(self.tokenizer, region_texts or [""], self.text_length)
             out.update(tensors, region_input_ids=texts["input_ids"], region_attention_mask=texts["attention_mask"])
         return out
 

@@ -32,9 +32,14 @@ class Example:
     bbox: tuple[float, ...] | None = None  # the region's box for grounding tasks
 
 
+def regions_with(row: dict, origin: str, text_field: str) -> list[dict]:
+    """Regions of `origin` whose `text_field` is set."""
+    return [r for r in row.get("regions") or [] if r.get("origin") == origin and r.get(text_field)]
+
+
 def _unique_regions(row: dict, origin: str, text_field: str) -> list[dict]:
     """Regions of `origin` whose `text_field` is set and shared by no other such region (unambiguous)."""
-    regions = [r for r in row.get("regions") or [] if r.get("origin") == origin and r.get(text_field)]
+    regions = regions_with(row, origin, text_field)
     counts = Counter(r[text_field] for r in regions)
     return [r for r in regions if counts[r[text_field]] == 1]
 
