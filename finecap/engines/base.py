@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from finecap.prompts import IMAGE_MARKER  # noqa: F401 (re-exported: engines split prompts at it)
+from finecap.prompts import IMAGE_MARKER
 
 RequestImage = Image.Image | tuple[Image.Image, ...]
 

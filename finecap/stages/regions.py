@@ -34,11 +34,11 @@ import pyarrow as pa
 from finecap.balance_selection import Selection, selection_digest_at
 from finecap.box_format import box_coordinates
 from finecap.config import PipelineConfig, Resources
-from finecap.engines.base import IMAGE_MARKER, RequestImage, SamplingSpec, VisionLanguageEngine
+from finecap.engines.base import RequestImage, SamplingSpec, VisionLanguageEngine
 from finecap.engines.factory import make_vlm_engine
 from finecap.engines.ocr import MODEL_NAME as OCR_MODEL
 from finecap.engines.ocr import ocr_revision
-from finecap.prompts import load_prompt, region_template
+from finecap.prompts import IMAGE_MARKER, load_prompt, region_template
 from finecap.stages.base import COUNTS_PREFIX, RejectMarks, Stage, counts_column, set_column
 from finecap.stages.caption_hygiene import caption_or_reason
 from finecap.stages.declare import captioner_provenance, captioner_semantic

@@ -20,7 +20,7 @@ from torch import nn
 
 from finecap.train.batches import Batch, Collate, Prepare, Sample
 from finecap.train.checkpoint import TOWERS, has_tower, read_state
-from finecap.train.config import PhaseConfig, Stage2Config, TextTowerConfig, TrainConfig
+from finecap.train.config import PhaseConfig, RegionTermConfig, Stage2Config, TextTowerConfig, TrainConfig
 from finecap.train.distributed import gather_with_grad
 from finecap.train.freeze import FROZEN_UNTIL
 from finecap.train.losses import siglip_loss
@@ -104,13 +104,12 @@ class ContrastiveModel(nn.Module):
 
 @dataclass(frozen=True)
 class CaptionPrepare:
-    """Row -> image patches and one of its global captions (random, longest or shortest), plus up
-    to `regions` of its detector regions with their `region_text` for the region term (0: none)."""
+    """Row -> image patches and one of its global captions (random, longest or shortest), plus its
+    sampled regions when the region term is on (`regions`; None: off)."""
 
     max_pixels: int
     choice: str = "random"
-    regions: int = 0
-    region_text: str = "caption"
+    regions: RegionTermConfig | None = None
 
     def __call__(self, row: dict, rng: np.random.Generator) -> Sample | None:
         captions = global_captions(row, self.choice)
@@ -119,8 +118,8 @@ class CaptionPrepare:
         text = captions[int(rng.integers(len(captions)))] if self.choice == "random" else captions[0]
         patches, positions = patchify(decode_image(row["image"]["bytes"]), self.max_pixels)
         fields = {"text": text}
-        if self.regions:
-            fields["regions"] = sample_regions(row, self.regions, rng, self.region_text)
+        if self.regions is not None:
+            fields["regions"] = sample_regions(row, self.regions.per_image, rng, self.regions.text)
         return Sample(row["key"], patches, positions, fields)
 
 
@@ -200,8 +199,8 @@ class Stage2(Recipe):
             check_schedule_unchanged(resume, config.model.text)
 
     def prepare(self, phase: PhaseConfig) -> Prepare:
-        regions = self.stage.regions.per_image if self.stage.regions.weight > 0 else 0
-        return CaptionPrepare(max_pixels(phase), self.stage.caption, regions, self.stage.regions.text)
+        regions = self.stage.regions if self.stage.regions.weight > 0 else None
+        return CaptionPrepare(max_pixels(phase), self.stage.caption, regions)
 
     def collate(self, phase: PhaseConfig) -> Collate:
         return CaptionCollate(self.tokenizers["text"], phase.text_length)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from finecap.engines.base import IMAGE_MARKER, images_in, interleave
+from finecap.engines.base import images_in, interleave
+from finecap.prompts import IMAGE_MARKER
 
 A, B = Image.new("RGB", (8, 8), (255, 0, 0)), Image.new("RGB", (8, 8), (0, 0, 255))
 

@@ -301,7 +301,7 @@ def test_a_multi_image_request_sends_its_images_in_place_as_image_url_parts():
     import base64
     import io
 
-    from finecap.engines.base import IMAGE_MARKER
+    from finecap.prompts import IMAGE_MARKER
     from tests.stages.openai_loopback import LoopbackChat
 
     chat = LoopbackChat()
@@ -325,7 +325,7 @@ def test_a_multi_image_request_sends_its_images_in_place_as_image_url_parts():
 def test_an_image_several_requests_share_is_encoded_once_per_call(monkeypatch):
     """The shared region view sends one whole image with every region of its image."""
     from finecap.engines import openai_http
-    from finecap.engines.base import IMAGE_MARKER
+    from finecap.prompts import IMAGE_MARKER
     from tests.stages.openai_loopback import LoopbackChat
 
     encoded = []

@@ -37,7 +37,7 @@ def two_image_engine():
 
 
 def test_two_image_requests_share_their_common_start_through_the_prefix_cache(two_image_engine):
-    from finecap.engines.base import IMAGE_MARKER
+    from finecap.prompts import IMAGE_MARKER
 
     whole = Image.new("RGB", (112, 84), (200, 120, 30))
     crops = [Image.new("RGB", (56, 56), (30 * i, 60, 220)) for i in range(3)]
@@ -54,8 +54,8 @@ def test_two_image_requests_share_their_common_start_through_the_prefix_cache(tw
 
 
 def test_an_engine_refuses_more_images_a_prompt_than_it_was_built_for(vllm_engine, two_image_engine):
-    from finecap.engines.base import IMAGE_MARKER
     from finecap.engines.vllm_offline import MULTI_IMAGE_PROCESSOR_CACHE_GIB
+    from finecap.prompts import IMAGE_MARKER
 
     # The processor cache only where images repeat: the shared view's multi-image prompts.
     assert vllm_engine.processor_cache_gib == 0 and two_image_engine.processor_cache_gib == MULTI_IMAGE_PROCESSOR_CACHE_GIB
